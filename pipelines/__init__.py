@@ -1,0 +1,1 @@
+"""DVC stage entry points, the traffic driver and the `routeiq` CLI; nothing below imports this package."""

@@ -1,0 +1,129 @@
+"""The `routeiq` command line: thin commands that parse options and call the modules that do the work.
+
+User errors become one line on stderr and exit code 2; nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="RouteIQ: an AI gateway whose routing policy is a learned, registered model.", no_args_is_help=True)
+data_app = typer.Typer(help="Import and inspect outcome tables.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+USER_ERROR_EXIT = 2
+
+
+class CliError(Exception):
+    """An error the user can fix; its message is printed as one line."""
+
+
+@data_app.command("import")
+def data_import(
+    source: Annotated[str, typer.Argument(help="routerbench | llmrouter | routerarena")],
+    path: Annotated[Path, typer.Argument(help="The source's directory, read in place.")],
+    out: Annotated[Path, typer.Option("--out", help="Outcome table to write (parquet).")],
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+    valid_fraction: Annotated[float, typer.Option(help="Share of training-side prompts held for validation.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of prompts for test, for sources without splits.")] = 0.2,
+) -> None:
+    """Read a public outcome data set into the canonical outcome table."""
+    from pipelines.outcomes import import_source, write_outcomes
+    from pipelines.splits import SplitParams
+
+    params = SplitParams(seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction)
+    table, stats = import_source(source, path, params)
+    write_outcomes(table, out)
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(stats.per_split.items()))
+    typer.echo(
+        f"{source}: {stats.rows} rows, {stats.prompts} prompts ({splits}); {stats.unknown_quality} unknown "
+        f"qualities kept as null; {stats.duplicates} duplicate records merged; "
+        f"{stats.prompts_in_several_files} prompts in several files given one split → {out}"
+    )
+
+
+@data_app.command("summary")
+def data_summary(
+    file: Annotated[Path, typer.Argument(help="Outcome table (parquet).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Per task and split: prompts, models, each model's mean quality and cost per 1k prompts, the oracle."""
+    from pipelines.outcomes import read_outcomes
+    from pipelines.summary import render, summarise
+
+    blocks = summarise(read_outcomes(file))
+    typer.echo(json.dumps(blocks, indent=2) if as_json else render(blocks))
+
+
+@app.command("replay-provider")
+def replay_provider(
+    outcomes: Annotated[Path, typer.Option(help="Outcome table whose recorded answers are served.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    latency: Annotated[Path | None, typer.Option(help="YAML/JSON latency model (see docs/replay-provider.md).")] = None,
+    error_rate: Annotated[float, typer.Option(help="Share of requests answered 500.")] = 0.0,
+    rate_limit_rate: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
+    stall_rate: Annotated[float, typer.Option(help="Share of requests that stall first.")] = 0.0,
+    stall_seconds: Annotated[float, typer.Option(help="How long a stall lasts.")] = 30.0,
+    broken_stream_rate: Annotated[float, typer.Option(help="Share of streams cut before their end.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of jitter and faults.")] = 0,
+) -> None:
+    """Serve recorded answers as an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models)."""
+    from serving.replay import ReplaySettings, serve
+
+    if not outcomes.is_file():
+        raise CliError(f"outcome table {outcomes} not found; create it with 'routeiq data import'")
+    base = ReplaySettings.from_latency_file(outcomes, latency) if latency else ReplaySettings(outcomes=outcomes)
+    settings = base.model_copy(
+        update={
+            "error_rate": error_rate,
+            "rate_limit_rate": rate_limit_rate,
+            "stall_rate": stall_rate,
+            "stall_seconds": stall_seconds,
+            "broken_stream_rate": broken_stream_rate,
+            "seed": seed,
+        }
+    )
+    serve(settings, host=host, port=port)
+
+
+@app.command("eval")
+def evaluate(
+    outcomes: Annotated[Path, typer.Option(help="Outcome table with the true outcomes.")],
+    decisions: Annotated[Path, typer.Option(help="Decisions JSONL: id, model, quality{}, cost{}.")],
+    out: Annotated[Path, typer.Option(help="Directory for report.json and curves.png.")] = Path("runs/eval"),
+) -> None:
+    """Score a router's decisions: cost–quality curve, AIQ, PGR/APGR/CPT, savings, baselines."""
+    from pipelines.evaluation import run_eval
+
+    report = run_eval(outcomes, decisions, out)
+    typer.echo(json.dumps(report.get("summary", report), indent=2))
+    typer.echo(f"wrote {out / 'report.json'} and {out / 'curves.png'}")
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    import click
+
+    try:
+        result = app(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except (CliError, FileNotFoundError, ValueError) as exc:
+        # One line: multi-line messages (pydantic's) are folded so scripts can grep them.
+        typer.echo("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True)
+        sys.exit(USER_ERROR_EXIT)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

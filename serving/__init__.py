@@ -1,0 +1,1 @@
+"""The gateway server and the replay provider: everything that answers HTTP."""

@@ -1,0 +1,1 @@
+"""The replay provider's endpoints, one module each; the app includes their routers."""

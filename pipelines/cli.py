@@ -12,7 +12,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="RouteIQ: an AI gateway whose routing policy is a learned, registered model.", no_args_is_help=True)
+app = typer.Typer(
+    help="RouteIQ: an AI gateway whose routing policy is a learned, registered model.", no_args_is_help=True
+)
 data_app = typer.Typer(help="Import and inspect outcome tables.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -29,8 +31,12 @@ def data_import(
     path: Annotated[Path, typer.Argument(help="The source's directory, read in place.")],
     out: Annotated[Path, typer.Option("--out", help="Outcome table to write (parquet).")],
     seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
-    valid_fraction: Annotated[float, typer.Option(help="Share of training-side prompts held for validation.")] = 0.1,
-    test_fraction: Annotated[float, typer.Option(help="Share of prompts for test, for sources without splits.")] = 0.2,
+    valid_fraction: Annotated[
+        float, typer.Option(help="Share of training-side prompts held for validation.")
+    ] = 0.1,
+    test_fraction: Annotated[
+        float, typer.Option(help="Share of prompts for test, for sources without splits.")
+    ] = 0.2,
 ) -> None:
     """Read a public outcome data set into the canonical outcome table."""
     from pipelines.outcomes import import_source, write_outcomes
@@ -65,7 +71,9 @@ def replay_provider(
     outcomes: Annotated[Path, typer.Option(help="Outcome table whose recorded answers are served.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
-    latency: Annotated[Path | None, typer.Option(help="YAML/JSON latency model (see docs/replay-provider.md).")] = None,
+    latency: Annotated[
+        Path | None, typer.Option(help="YAML/JSON latency model (see docs/replay-provider.md).")
+    ] = None,
     error_rate: Annotated[float, typer.Option(help="Share of requests answered 500.")] = 0.0,
     rate_limit_rate: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
     stall_rate: Annotated[float, typer.Option(help="Share of requests that stall first.")] = 0.0,
@@ -78,7 +86,9 @@ def replay_provider(
 
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; create it with 'routeiq data import'")
-    base = ReplaySettings.from_latency_file(outcomes, latency) if latency else ReplaySettings(outcomes=outcomes)
+    base = (
+        ReplaySettings.from_latency_file(outcomes, latency) if latency else ReplaySettings(outcomes=outcomes)
+    )
     settings = base.model_copy(
         update={
             "error_rate": error_rate,
@@ -120,7 +130,9 @@ def main() -> None:
         sys.exit(130)
     except (CliError, FileNotFoundError, ValueError) as exc:
         # One line: multi-line messages (pydantic's) are folded so scripts can grep them.
-        typer.echo("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True)
+        typer.echo(
+            "error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True
+        )
         sys.exit(USER_ERROR_EXIT)
     sys.exit(result if isinstance(result, int) else 0)
 

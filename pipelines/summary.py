@@ -17,7 +17,9 @@ PER_THOUSAND = 1000.0
 
 def summarise(table: pa.Table) -> list[dict[str, Any]]:
     """One block per (task, split), tasks sorted, splits in train/valid/test order."""
-    frame = table.select([schema.PROMPT_ID, schema.TASK, schema.SPLIT, schema.MODEL, schema.QUALITY, schema.COST_USD])
+    frame = table.select(
+        [schema.PROMPT_ID, schema.TASK, schema.SPLIT, schema.MODEL, schema.QUALITY, schema.COST_USD]
+    )
     df = frame.to_pandas()
     blocks = []
     for (task, split), group in df.groupby([schema.TASK, schema.SPLIT], sort=False):
@@ -34,10 +36,10 @@ def _block(task: str, split: str, df: pd.DataFrame) -> dict[str, Any]:
         models.append(
             {
                 "model": str(model),
-                "prompts": int(len(rows)),
-                "quality_prompts": int(len(known_q)),
+                "prompts": len(rows),
+                "quality_prompts": len(known_q),
                 "quality": float(known_q.mean()) if len(known_q) else None,
-                "cost_prompts": int(len(known_c)),
+                "cost_prompts": len(known_c),
                 "cost_per_1k": float(known_c.mean() * PER_THOUSAND) if len(known_c) else None,
             }
         )
@@ -51,7 +53,7 @@ def _block(task: str, split: str, df: pd.DataFrame) -> dict[str, Any]:
 
 
 def oracle(df: pd.DataFrame) -> dict[str, Any]:
-    """Per prompt the best known quality, paid at the cheapest model reaching it (prompts with any known q)."""
+    """Per prompt the best known quality, at the cheapest model reaching it (unknown qualities left out)."""
     known = df.dropna(subset=[schema.QUALITY])
     if known.empty:
         return {"prompts": 0, "quality": None, "cost_per_1k": None}
@@ -59,7 +61,7 @@ def oracle(df: pd.DataFrame) -> dict[str, Any]:
     winners = known[best].sort_values(schema.COST_USD, na_position="last")
     per_prompt = winners.groupby(schema.PROMPT_ID).first()
     return {
-        "prompts": int(len(per_prompt)),
+        "prompts": len(per_prompt),
         "quality": float(per_prompt[schema.QUALITY].mean()),
         "cost_per_1k": float(per_prompt[schema.COST_USD].mean() * PER_THOUSAND),
     }
@@ -69,15 +71,27 @@ def render(blocks: list[dict[str, Any]]) -> str:
     """Plain-text tables, one per block, best model first."""
     lines: list[str] = []
     for block in blocks:
-        lines.append(f"{block['task']} / {block['split']}: {block['prompts']} prompts, {len(block['models'])} models")
-        lines.append(f"  {'model':<36} {'quality':>8} {'over n':>7} {'$/1k prompts':>13}")
+        lines.append(
+            f"{block['task']} / {block['split']}: {block['prompts']} prompts, {len(block['models'])} models"
+        )
+        lines.append(_line("model", "quality", "over n", "$/1k prompts"))
         ranked = sorted(block["models"], key=lambda m: (-(m["quality"] or -1.0), m["model"]))
         for m in ranked:
-            lines.append(f"  {m['model']:<36} {_num(m['quality'], 3):>8} {m['quality_prompts']:>7} {_num(m['cost_per_1k'], 2):>13}")
+            lines.append(
+                _line(m["model"], _num(m["quality"], 3), m["quality_prompts"], _num(m["cost_per_1k"], 2))
+            )
         o = block["oracle"]
-        lines.append(f"  {'oracle (cheapest best model)':<36} {_num(o['quality'], 3):>8} {o['prompts']:>7} {_num(o['cost_per_1k'], 2):>13}")
+        lines.append(
+            _line(
+                "oracle (cheapest best model)", _num(o["quality"], 3), o["prompts"], _num(o["cost_per_1k"], 2)
+            )
+        )
         lines.append("")
     return "\n".join(lines)
+
+
+def _line(name: str, quality: str, count: object, cost: str) -> str:
+    return f"  {name:<36} {quality:>8} {count!s:>7} {cost:>13}"
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -73,7 +73,9 @@ def _queries(path: Path) -> dict[str, tuple[str, str]]:
                     item = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise SourceFormatError(f"{file}:{number}: not valid JSON ({exc.msg})") from exc
-                found.setdefault(item["query"], (item.get("task_name") or "unknown", str(item.get("ground_truth") or "")))
+                found.setdefault(
+                    item["query"], (item.get("task_name") or "unknown", str(item.get("ground_truth") or ""))
+                )
     return found
 
 

@@ -47,5 +47,5 @@ def test_oracle_picks_the_cheapest_of_the_best_and_ignores_unknowns() -> None:
         }
     )
     result = oracle(df)
-    # p1: a and b tie at 1.0 → b at $0.001 (c is unknown, not a candidate); p2: only a is known → 0.0 at $0.002
+    # p1: a and b tie at 1.0 → b at $0.001 (c is unknown, no candidate); p2: only a known → 0.0 at $0.002
     assert result == {"prompts": 2, "quality": pytest.approx(0.5), "cost_per_1k": pytest.approx(1.5)}

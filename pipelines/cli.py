@@ -82,22 +82,19 @@ def replay_provider(
     seed: Annotated[int, typer.Option(help="Seed of jitter and faults.")] = 0,
 ) -> None:
     """Serve recorded answers as an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models)."""
-    from serving.replay import ReplaySettings, serve
+    from serving.replay import LatencyModel, ReplaySettings, serve
 
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; create it with 'routeiq data import'")
-    base = (
-        ReplaySettings.from_latency_file(outcomes, latency) if latency else ReplaySettings(outcomes=outcomes)
-    )
-    settings = base.model_copy(
-        update={
-            "error_rate": error_rate,
-            "rate_limit_rate": rate_limit_rate,
-            "stall_rate": stall_rate,
-            "stall_seconds": stall_seconds,
-            "broken_stream_rate": broken_stream_rate,
-            "seed": seed,
-        }
+    settings = ReplaySettings(
+        outcomes=outcomes,
+        latency=ReplaySettings.latency_from_file(latency) if latency else LatencyModel(),
+        error_rate=error_rate,
+        rate_limit_rate=rate_limit_rate,
+        stall_rate=stall_rate,
+        stall_seconds=stall_seconds,
+        broken_stream_rate=broken_stream_rate,
+        seed=seed,
     )
     serve(settings, host=host, port=port)
 

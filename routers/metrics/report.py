@@ -95,7 +95,9 @@ def routing_report(data: RoutingData) -> Report:
 
 
 def _score(data: RoutingData) -> _Scored:
-    curve = sweep(data.quality, data.cost, data.pred_quality, data.pred_cost, cost_weight_grid(data.pred_cost))
+    curve = sweep(
+        data.quality, data.cost, data.pred_quality, data.pred_cost, cost_weight_grid(data.pred_cost)
+    )
     singles = single_model_points(data.quality, data.cost)
     oracle = OperatingPoint(*outcome_of(oracle_choice(data.quality, data.cost), data.quality, data.cost))
     decisions = OperatingPoint(*outcome_of(data.chosen, data.quality, data.cost))
@@ -162,7 +164,10 @@ def _two_model_section(data: RoutingData, s: _Scored) -> Report | None:
         return None
     strong, weak = s.best, 1 - s.best
     switch = switch_cost_weights(
-        data.pred_quality[:, strong], data.pred_quality[:, weak], data.pred_cost[:, strong], data.pred_cost[:, weak]
+        data.pred_quality[:, strong],
+        data.pred_quality[:, weak],
+        data.pred_cost[:, strong],
+        data.pred_cost[:, weak],
     )
     curve = pgr_curve(data.quality[:, strong], data.quality[:, weak], switch)
     q_strong, q_weak = s.singles[strong].quality, s.singles[weak].quality
@@ -173,9 +178,9 @@ def _two_model_section(data: RoutingData, s: _Scored) -> Report | None:
         "weak": data.models[weak],
         "strong_quality": q_strong,
         "weak_quality": q_weak,
-        "pgr_curve": [] if curve is None else [
-            {"share": float(a), "pgr": float(b)} for a, b in zip(curve.shares, curve.pgr, strict=True)
-        ],
+        "pgr_curve": []
+        if curve is None
+        else [{"share": float(a), "pgr": float(b)} for a, b in zip(curve.shares, curve.pgr, strict=True)],
         "apgr": None if curve is None else curve.apgr(),
         **cpt,
         "decision_strong_share": share,

@@ -1,0 +1,57 @@
+"""Routing evaluation metrics: cost–quality curves, hulls and AIQ, PGR/APGR/CPT, baselines, the report.
+
+Pure functions of outcome and prediction matrices (docs/metrics.md defines each); no file or network I/O.
+"""
+
+from routers.metrics.baselines import (
+    OperatingPoint,
+    RandomMix,
+    best_single_model,
+    cheapest_single_model,
+    oracle_choice,
+    oracle_frontier,
+    random_at_cost,
+    single_model_points,
+    zero_router,
+)
+from routers.metrics.frontier import Hull, aiq, upper_hull
+from routers.metrics.report import QUALITY_TARGET_FRACTION, Report, RoutingData, routing_report
+from routers.metrics.sweep import Curve, cost_scale, cost_weight_grid, outcome_of, sweep
+from routers.metrics.two_model import (
+    APGR_SHARES,
+    CPT_LEVELS,
+    PgrCurve,
+    pgr_curve,
+    pgr_of,
+    switch_cost_weights,
+)
+
+__all__ = [
+    "APGR_SHARES",
+    "CPT_LEVELS",
+    "QUALITY_TARGET_FRACTION",
+    "Curve",
+    "Hull",
+    "OperatingPoint",
+    "PgrCurve",
+    "RandomMix",
+    "Report",
+    "RoutingData",
+    "aiq",
+    "best_single_model",
+    "cheapest_single_model",
+    "cost_scale",
+    "cost_weight_grid",
+    "oracle_choice",
+    "oracle_frontier",
+    "outcome_of",
+    "pgr_curve",
+    "pgr_of",
+    "random_at_cost",
+    "routing_report",
+    "single_model_points",
+    "sweep",
+    "switch_cost_weights",
+    "upper_hull",
+    "zero_router",
+]

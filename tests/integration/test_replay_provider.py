@@ -1,0 +1,320 @@
+"""The replay provider as a real uvicorn server on 127.0.0.1, driven by the openai SDK and raw httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import uvicorn
+from openai import AsyncOpenAI, OpenAI
+
+from features.prompt import estimate_tokens, prompt_id
+from features.schema import OUTCOME_SCHEMA, conform
+from serving.replay import LatencyModel, ReplaySettings
+from serving.replay.completion import PROMPT_ID_HEADER, STREAM_PIECES
+from serving.replay.server import server_config
+from serving.replay.settings import Latency
+
+ALPHA, BETA, GAMMA = "alpha/large-1", "beta-small", "gamma"
+ADD = "What is 2 + 2? Answer with one sentence."
+HAIKU = "Write a haiku about packet routers."
+ALPHA_ADD = "Two plus two equals four, which is the only answer an honest calculator will ever give you."
+BETA_ADD = "4"
+ALPHA_HAIKU = "Packets find their way\nthrough a maze of blinking lights\nrouted home at last"
+BETA_HAIKU = "Bits hop, tables turn;\na router hums in the dark."
+
+# (prompt, model, response, cost_usd, input_tokens, output_tokens); GAMMA has no HAIKU row and no ADD text.
+ROWS = [
+    (ADD, ALPHA, ALPHA_ADD, 0.0123, 31, 19),
+    (ADD, BETA, BETA_ADD, 0.0001, None, None),
+    (ADD, GAMMA, None, 0.002, None, None),
+    (HAIKU, ALPHA, ALPHA_HAIKU, 0.0456, 9, 21),
+    (HAIKU, BETA, BETA_HAIKU, None, None, None),
+]
+
+
+def _outcomes(path: Path) -> Path:
+    rows = [
+        {
+            "prompt_id": prompt_id(prompt),
+            "prompt": prompt,
+            "task": "test",
+            "model": model,
+            "quality": 1.0,
+            "cost_usd": cost,
+            "cost_source": "recorded" if cost is not None else None,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "response": response,
+            "source": "unit",
+            "split": "test",
+        }
+        for prompt, model, response, cost, tokens_in, tokens_out in ROWS
+    ]
+    pq.write_table(conform(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)), path)
+    return path
+
+
+@contextmanager
+def _running(settings: ReplaySettings) -> Iterator[str]:
+    """A real server on a free port, in a thread; yields the /v1 base URL and stops the server after."""
+    server = uvicorn.Server(server_config(settings, port=0))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the replay server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _client(base_url: str, **kwargs: Any) -> OpenAI:
+    return OpenAI(base_url=base_url, api_key="replay", max_retries=0, **kwargs)
+
+
+def _ask(client: OpenAI, model: str, prompt: str, **kwargs: Any) -> Any:
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _outcomes(tmp_path_factory.mktemp("replay") / "outcomes.parquet")
+
+
+@pytest.fixture(scope="module")
+def base_url(outcomes: Path) -> Iterator[str]:
+    with _running(ReplaySettings(outcomes=outcomes)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str) -> Iterator[OpenAI]:
+    with _client(base_url) as sdk:
+        yield sdk
+
+
+def test_models_lists_exactly_the_models_in_the_file(client: OpenAI) -> None:
+    models = client.models.list()
+    assert [model.id for model in models.data] == sorted([ALPHA, BETA, GAMMA])
+    assert {model.object for model in models.data} == {"model"}
+
+
+def test_answer_is_the_recorded_text_with_recorded_usage_and_cost(client: OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model=ALPHA, messages=[{"role": "user", "content": ADD}]
+    )
+    completion = raw.parse()
+    assert raw.headers[PROMPT_ID_HEADER] == prompt_id(ADD)
+    assert completion.object == "chat.completion"
+    assert completion.model == ALPHA
+    assert completion.id.startswith("chatcmpl-") and len(completion.id) > len("chatcmpl-")
+    choice = completion.choices[0]
+    assert (choice.message.role, choice.message.content, choice.finish_reason) == (
+        "assistant",
+        ALPHA_ADD,
+        "stop",
+    )
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (31, 19)
+    assert completion.usage.total_tokens == 50
+    assert completion.usage.model_extra == {"cost": 0.0123}
+
+
+def test_unrecorded_tokens_are_estimated_from_prompt_and_answer(client: OpenAI) -> None:
+    usage = _ask(client, BETA, ADD).usage
+    # ceil(chars / 4): the prompt has 40 characters, the answer "4" has 1.
+    assert (len(ADD), len(BETA_ADD)) == (40, 1)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (10, 1, 11)
+    assert usage.prompt_tokens == estimate_tokens(ADD) == math.ceil(len(ADD) / 4)
+    assert usage.model_extra["cost"] == 0.0001
+
+
+def test_null_response_is_an_empty_answer_and_null_cost_omits_cost(client: OpenAI) -> None:
+    empty = _ask(client, GAMMA, ADD)
+    assert empty.choices[0].message.content == ""
+    assert (empty.usage.completion_tokens, empty.usage.model_extra["cost"]) == (0, 0.002)
+    no_cost = _ask(client, BETA, HAIKU)
+    assert no_cost.choices[0].message.content == BETA_HAIKU
+    assert no_cost.usage.completion_tokens == math.ceil(len(BETA_HAIKU) / 4)
+    assert "cost" not in no_cost.usage.model_dump()
+
+
+def test_prompt_is_the_last_user_message_and_ids_are_unique(client: OpenAI) -> None:
+    messages: list[Any] = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "An earlier question"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "t", "type": "function"}]},
+        {"role": "user", "content": [{"type": "text", "text": f"  {HAIKU}\n"}]},
+    ]
+    first = client.chat.completions.create(model=ALPHA, messages=messages, temperature=0, tools=[])
+    second = client.chat.completions.create(model=ALPHA, messages=messages)
+    assert first.choices[0].message.content == second.choices[0].message.content == ALPHA_HAIKU
+    assert first.id != second.id
+
+
+def test_unknown_model_is_404_model_not_found(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        _ask(client, "no-such-model", ADD)
+    assert caught.value.code == "model_not_found"
+    assert "no-such-model" in caught.value.message and "GET /v1/models" in caught.value.message
+
+
+@pytest.mark.parametrize(("model", "prompt"), [(GAMMA, HAIKU), (ALPHA, "A prompt nobody recorded")])
+def test_unrecorded_prompt_is_404_prompt_not_recorded(client: OpenAI, model: str, prompt: str) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        _ask(client, model, prompt)
+    assert caught.value.code == "prompt_not_recorded"
+    assert model in caught.value.message and prompt_id(prompt) in caught.value.message
+
+
+def test_stream_reassembles_the_text_and_ends_with_usage(client: OpenAI) -> None:
+    chunks = list(_ask(client, ALPHA, ADD, stream=True, stream_options={"include_usage": True}))
+    assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"}
+    assert len({chunk.id for chunk in chunks}) == 1 and chunks[0].model == ALPHA
+    assert chunks[0].choices[0].delta.role == "assistant"
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert 2 <= len(pieces) <= STREAM_PIECES
+    assert "".join(pieces) == ALPHA_ADD
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finish[-1] == "stop" and set(finish[:-1]) == {None}
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens, last.usage.model_extra) == (
+        31,
+        19,
+        {"cost": 0.0123},
+    )
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(client: OpenAI) -> None:
+    chunks = list(_ask(client, BETA, HAIKU, stream=True))
+    assert all(chunk.usage is None and chunk.choices for chunk in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == BETA_HAIKU
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_async_client_concurrent_requests(base_url: str) -> None:
+    async def run() -> tuple[list[str | None], str]:
+        async with AsyncOpenAI(base_url=base_url, api_key="replay", max_retries=0) as sdk:
+            asks = [(ALPHA, ADD), (BETA, ADD), (ALPHA, HAIKU), (BETA, HAIKU)]
+            answers = await asyncio.gather(
+                *(
+                    sdk.chat.completions.create(model=m, messages=[{"role": "user", "content": p}])
+                    for m, p in asks
+                )
+            )
+            stream = await sdk.chat.completions.create(
+                model=ALPHA, messages=[{"role": "user", "content": HAIKU}], stream=True
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            return [a.choices[0].message.content for a in answers], text
+
+    contents, streamed = asyncio.run(run())
+    assert contents == [ALPHA_ADD, BETA_ADD, ALPHA_HAIKU, BETA_HAIKU]
+    assert streamed == ALPHA_HAIKU
+
+
+USER = [{"role": "user", "content": ADD}]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"model": "beta-small", "messages": [', None),
+        ({"model": BETA, "messages": USER, "stream": 0}, "stream"),
+        ({"model": BETA, "messages": USER, "stream": "yes"}, "stream"),
+        ({"model": BETA, "messages": []}, "messages"),
+        ({"model": BETA}, "messages"),
+        ({"model": BETA, "messages": [{"content": ADD}]}, "messages.0.role"),
+        ({"model": BETA, "messages": [{"role": "robot", "content": ADD}]}, "messages.0.role"),
+        ({"model": 7, "messages": USER}, "model"),
+        ([USER], None),
+    ],
+)
+def test_malformed_requests_are_400_never_422(base_url: str, body: Any, param: str | None) -> None:
+    url = f"{base_url}/chat/completions"
+    content = body if isinstance(body, bytes) else None
+    response = httpx.post(url, content=content, json=None if content else body, timeout=5)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "invalid_request_error",
+        param,
+    )
+    assert "fix it" in error["message"] or "send a JSON object" in error["message"]
+
+
+def test_unknown_routes_get_openai_shaped_errors(base_url: str) -> None:
+    missing = httpx.get(f"{base_url}/embeddings", timeout=5)
+    wrong_method = httpx.get(f"{base_url}/chat/completions", timeout=5)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "unknown_route")
+    assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_latency_override_delays_the_answer(outcomes: Path) -> None:
+    # Default 0 ms, override 200 ms for ALPHA: if overrides were ignored the call would not wait.
+    latency = LatencyModel(models={ALPHA: Latency(ttft_ms=200.0)})
+    with _running(ReplaySettings(outcomes=outcomes, latency=latency)) as url, _client(url) as sdk:
+        started = time.perf_counter()
+        answer = _ask(sdk, ALPHA, ADD)
+        assert time.perf_counter() - started >= 0.2
+    assert answer.choices[0].message.content == ALPHA_ADD
+
+
+def test_error_rate_one_makes_every_call_a_500(outcomes: Path) -> None:
+    with _running(ReplaySettings(outcomes=outcomes, error_rate=1.0)) as url, _client(url) as sdk:
+        for stream in (False, True, False):
+            with pytest.raises(openai.InternalServerError) as caught:
+                _ask(sdk, ALPHA, ADD, stream=stream)
+            assert (caught.value.status_code, caught.value.code) == (500, "upstream_error")
+
+
+def test_rate_limit_rate_one_is_429_with_retry_after(outcomes: Path) -> None:
+    settings = ReplaySettings(outcomes=outcomes, rate_limit_rate=1.0, retry_after_seconds=7)
+    with _running(settings) as url, _client(url) as sdk, pytest.raises(openai.RateLimitError) as caught:
+        _ask(sdk, BETA, ADD)
+    assert (caught.value.status_code, caught.value.code) == (429, "rate_limit_exceeded")
+    assert caught.value.response.headers["retry-after"] == "7"
+
+
+def test_broken_stream_ends_early_without_finish_or_done(outcomes: Path) -> None:
+    settings = ReplaySettings(outcomes=outcomes, broken_stream_rate=1.0)
+    with _running(settings) as url, _client(url) as sdk:
+        # The SDK raises nothing: the stream just ends, without a finish_reason and without usage.
+        chunks = list(_ask(sdk, ALPHA, ADD, stream=True, stream_options={"include_usage": True}))
+        raw = httpx.post(
+            f"{url}/chat/completions", json={"model": ALPHA, "messages": USER, "stream": True}, timeout=5
+        )
+        whole = _ask(sdk, ALPHA, ADD)
+    assert chunks and all(chunk.choices and chunk.choices[0].finish_reason is None for chunk in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert ALPHA_ADD.startswith(text) and 0 < len(text) < len(ALPHA_ADD)
+    assert raw.status_code == 200 and raw.text.startswith("data: ") and "[DONE]" not in raw.text
+    assert '"finish_reason":"stop"' not in raw.text
+    assert whole.choices[0].message.content == ALPHA_ADD  # non-streamed answers are never broken
+
+
+def test_stall_makes_a_short_timeout_client_time_out(outcomes: Path) -> None:
+    settings = ReplaySettings(outcomes=outcomes, stall_rate=1.0, stall_seconds=1.0)
+    with _running(settings) as url, _client(url, timeout=0.25) as sdk, pytest.raises(openai.APITimeoutError):
+        _ask(sdk, BETA, ADD)

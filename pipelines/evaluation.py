@@ -119,8 +119,9 @@ def read_outcomes(path: Path) -> pa.Table:
         _require_columns(names)
         return pq.read_table(path, columns=list(OUTCOME_COLUMNS))
     except (pa.ArrowException, OSError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EvaluationInputError(f"cannot read outcome table {path} as parquet: {first_line}") from exc
+        raise EvaluationInputError(
+            f"cannot read outcome table {path} as parquet: {_first_line(exc)}"
+        ) from exc
 
 
 def _require_columns(names: Sequence[str]) -> None:
@@ -141,6 +142,8 @@ def evaluate_decisions(outcomes: Any, decisions: Sequence[Decision]) -> Report:
     lookup = _outcome_lookup(table)
     _check_known(decisions, candidates, lookup)
     data, dropped = _align(decisions, candidates, lookup)
+    if np.any(data.cost < 0.0):
+        raise EvaluationInputError(f"outcome table has negative {COST_USD}; costs must be >= 0 USD")
     metrics = routing_report(data)
     summary = {**metrics.pop("summary"), "prompts_dropped": sum(dropped.values())}
     prompts = {
@@ -153,15 +156,27 @@ def evaluate_decisions(outcomes: Any, decisions: Sequence[Decision]) -> Report:
 
 
 def _as_table(outcomes: Any) -> pa.Table:
-    if not isinstance(outcomes, pa.Table):
-        try:
-            outcomes = pa.Table.from_pandas(outcomes, preserve_index=False)
-        except (TypeError, AttributeError, pa.ArrowException) as exc:
-            raise EvaluationInputError(
-                f"outcomes must be a pyarrow Table or a pandas DataFrame, got {type(outcomes).__name__}"
-            ) from exc
-    _require_columns(outcomes.column_names)
-    return outcomes
+    """The needed columns as a pyarrow Table; a pandas DataFrame is converted (only those columns)."""
+    if isinstance(outcomes, pa.Table):
+        _require_columns(outcomes.column_names)
+        return outcomes.select(list(OUTCOME_COLUMNS))
+    columns = getattr(outcomes, "columns", None)
+    if columns is None:
+        raise EvaluationInputError(
+            f"outcomes must be a pyarrow Table or a pandas DataFrame, got {type(outcomes).__name__}"
+        )
+    _require_columns([str(column) for column in columns])
+    try:
+        return pa.Table.from_pandas(outcomes[list(OUTCOME_COLUMNS)], preserve_index=False)
+    except (TypeError, pa.ArrowException) as exc:
+        raise EvaluationInputError(
+            f"outcome table has a column of the wrong type: {_first_line(exc)}"
+        ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _candidates(decisions: Sequence[Decision]) -> tuple[str, ...]:
@@ -185,11 +200,7 @@ def _candidates(decisions: Sequence[Decision]) -> tuple[str, ...]:
 
 def _outcome_lookup(table: pa.Table) -> dict[tuple[str, str], tuple[float, float]]:
     """(prompt_id, model) → (quality, cost), NaN when unknown; repeated observations are averaged."""
-    grouped = (
-        table.select(list(OUTCOME_COLUMNS))
-        .group_by([PROMPT_ID, MODEL])
-        .aggregate([(QUALITY, "mean"), (COST_USD, "mean")])
-    )
+    grouped = table.group_by([PROMPT_ID, MODEL]).aggregate([(QUALITY, "mean"), (COST_USD, "mean")])
     ids = grouped.column(PROMPT_ID).to_pylist()
     models = grouped.column(MODEL).to_pylist()
     quality = _floats(grouped.column(f"{QUALITY}_mean"))

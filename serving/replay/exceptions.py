@@ -135,7 +135,7 @@ class RateLimitError(InjectedFaultError):
         self.retry_after_seconds = retry_after_seconds
 
     def headers(self) -> dict[str, str]:
-        return {}
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class ReplaySetupError(Exception):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +13,12 @@ import openai
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 from openai import AsyncOpenAI, OpenAI
 
 from features.prompt import estimate_tokens, prompt_id
 from features.schema import OUTCOME_SCHEMA, conform
-from serving.replay import LatencyModel, ReplaySettings
+from serving.replay import ReplaySettings, running
 from serving.replay.completion import PROMPT_ID_HEADER, STREAM_PIECES
-from serving.replay.server import server_config
-from serving.replay.settings import Latency
 
 ALPHA, BETA, GAMMA = "alpha/large-1", "beta-small", "gamma"
 ADD = "What is 2 + 2? Answer with one sentence."
@@ -33,6 +27,7 @@ ALPHA_ADD = "Two plus two equals four, which is the only answer an honest calcul
 BETA_ADD = "4"
 ALPHA_HAIKU = "Packets find their way\nthrough a maze of blinking lights\nrouted home at last"
 BETA_HAIKU = "Bits hop, tables turn;\na router hums in the dark."
+USER = [{"role": "user", "content": ADD}]
 
 # (prompt, model, response, cost_usd, input_tokens, output_tokens); GAMMA has no HAIKU row and no ADD text.
 ROWS = [
@@ -66,25 +61,6 @@ def _outcomes(path: Path) -> Path:
     return path
 
 
-@contextmanager
-def _running(settings: ReplaySettings) -> Iterator[str]:
-    """A real server on a free port, in a thread; yields the /v1 base URL and stops the server after."""
-    server = uvicorn.Server(server_config(settings, port=0))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the replay server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
 def _client(base_url: str, **kwargs: Any) -> OpenAI:
     return OpenAI(base_url=base_url, api_key="replay", max_retries=0, **kwargs)
 
@@ -102,7 +78,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(outcomes: Path) -> Iterator[str]:
-    with _running(ReplaySettings(outcomes=outcomes)) as url:
+    with running(ReplaySettings(outcomes=outcomes)) as url:
         yield url
 
 
@@ -212,6 +188,17 @@ def test_stream_without_include_usage_has_no_usage_chunk(client: OpenAI) -> None
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_raw_stream_is_server_sent_events_ending_with_done(base_url: str) -> None:
+    body = {"model": BETA, "messages": USER, "stream": True, "stream_options": {"include_usage": True}}
+    response = httpx.post(f"{base_url}/chat/completions", json=body, timeout=5)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers[PROMPT_ID_HEADER] == prompt_id(ADD)
+    events = response.text.split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    assert all(event.startswith("data: {") for event in events[:-2])
+    assert '"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11,"cost":0.0001}' in events[-3]
+
+
 def test_async_client_concurrent_requests(base_url: str) -> None:
     async def run() -> tuple[list[str | None], str]:
         async with AsyncOpenAI(base_url=base_url, api_key="replay", max_retries=0) as sdk:
@@ -231,9 +218,6 @@ def test_async_client_concurrent_requests(base_url: str) -> None:
     contents, streamed = asyncio.run(run())
     assert contents == [ALPHA_ADD, BETA_ADD, ALPHA_HAIKU, BETA_HAIKU]
     assert streamed == ALPHA_HAIKU
-
-
-USER = [{"role": "user", "content": ADD}]
 
 
 @pytest.mark.parametrize(
@@ -271,50 +255,22 @@ def test_unknown_routes_get_openai_shaped_errors(base_url: str) -> None:
     assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
 
 
-def test_latency_override_delays_the_answer(outcomes: Path) -> None:
-    # Default 0 ms, override 200 ms for ALPHA: if overrides were ignored the call would not wait.
-    latency = LatencyModel(models={ALPHA: Latency(ttft_ms=200.0)})
-    with _running(ReplaySettings(outcomes=outcomes, latency=latency)) as url, _client(url) as sdk:
-        started = time.perf_counter()
-        answer = _ask(sdk, ALPHA, ADD)
-        assert time.perf_counter() - started >= 0.2
-    assert answer.choices[0].message.content == ALPHA_ADD
+@pytest.mark.slow
+def test_replays_real_routerbench_answers(data_dir: Path, tmp_path: Path) -> None:
+    from pipelines.outcomes import import_source
 
-
-def test_error_rate_one_makes_every_call_a_500(outcomes: Path) -> None:
-    with _running(ReplaySettings(outcomes=outcomes, error_rate=1.0)) as url, _client(url) as sdk:
-        for stream in (False, True, False):
-            with pytest.raises(openai.InternalServerError) as caught:
-                _ask(sdk, ALPHA, ADD, stream=stream)
-            assert (caught.value.status_code, caught.value.code) == (500, "upstream_error")
-
-
-def test_rate_limit_rate_one_is_429_with_retry_after(outcomes: Path) -> None:
-    settings = ReplaySettings(outcomes=outcomes, rate_limit_rate=1.0, retry_after_seconds=7)
-    with _running(settings) as url, _client(url) as sdk, pytest.raises(openai.RateLimitError) as caught:
-        _ask(sdk, BETA, ADD)
-    assert (caught.value.status_code, caught.value.code) == (429, "rate_limit_exceeded")
-    assert caught.value.response.headers["retry-after"] == "7"
-
-
-def test_broken_stream_ends_early_without_finish_or_done(outcomes: Path) -> None:
-    settings = ReplaySettings(outcomes=outcomes, broken_stream_rate=1.0)
-    with _running(settings) as url, _client(url) as sdk:
-        # The SDK raises nothing: the stream just ends, without a finish_reason and without usage.
-        chunks = list(_ask(sdk, ALPHA, ADD, stream=True, stream_options={"include_usage": True}))
-        raw = httpx.post(
-            f"{url}/chat/completions", json={"model": ALPHA, "messages": USER, "stream": True}, timeout=5
+    table, _ = import_source("routerbench", data_dir / "routerbench")
+    pq.write_table(table, tmp_path / "routerbench.parquet")
+    first_per_model: dict[str, dict[str, Any]] = {}
+    for row in table.slice(0, 5000).to_pylist():
+        first_per_model.setdefault(row["model"], row)
+    with running(ReplaySettings(outcomes=tmp_path / "routerbench.parquet")) as url, _client(url) as sdk:
+        assert [model.id for model in sdk.models.list().data] == sorted(
+            set(table.column("model").to_pylist())
         )
-        whole = _ask(sdk, ALPHA, ADD)
-    assert chunks and all(chunk.choices and chunk.choices[0].finish_reason is None for chunk in chunks)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert ALPHA_ADD.startswith(text) and 0 < len(text) < len(ALPHA_ADD)
-    assert raw.status_code == 200 and raw.text.startswith("data: ") and "[DONE]" not in raw.text
-    assert '"finish_reason":"stop"' not in raw.text
-    assert whole.choices[0].message.content == ALPHA_ADD  # non-streamed answers are never broken
-
-
-def test_stall_makes_a_short_timeout_client_time_out(outcomes: Path) -> None:
-    settings = ReplaySettings(outcomes=outcomes, stall_rate=1.0, stall_seconds=1.0)
-    with _running(settings) as url, _client(url, timeout=0.25) as sdk, pytest.raises(openai.APITimeoutError):
-        _ask(sdk, BETA, ADD)
+        for model, row in sorted(first_per_model.items()):
+            answer = _ask(sdk, model, row["prompt"])
+            assert answer.choices[0].message.content == (row["response"] or "")
+            assert answer.usage.model_extra.get("cost") == row["cost_usd"]
+            assert answer.usage.prompt_tokens == (row["input_tokens"] or estimate_tokens(row["prompt"]))
+    assert len(first_per_model) == 11

@@ -1,4 +1,4 @@
-"""Non-decreasing convex hull, hull look-ups and AIQ on hand-computed cases (docs/metrics.md §2, §3, §5, §6)."""
+"""Non-decreasing convex hull, look-ups and AIQ on hand-computed cases (docs/metrics.md §2, §3, §5, §6)."""
 
 from __future__ import annotations
 

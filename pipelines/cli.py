@@ -16,7 +16,10 @@ app = typer.Typer(
     help="RouteIQ: an AI gateway whose routing policy is a learned, registered model.", no_args_is_help=True
 )
 data_app = typer.Typer(help="Import and inspect outcome tables.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered routing models.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+DEFAULT_OUTCOMES = Path("data/outcomes/routerbench.parquet")
 
 USER_ERROR_EXIT = 2
 
@@ -111,6 +114,105 @@ def evaluate(
     report = run_eval(outcomes, decisions, out)
     typer.echo(json.dumps(report.get("summary", report), indent=2))
     typer.echo(f"wrote {out / 'report.json'} and {out / 'curves.png'}")
+
+
+@app.command("train")
+def train_command(
+    family: Annotated[str, typer.Option(help="A family, a comma-separated list, or 'all'.")] = "all",
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per family.")] = 10,
+    outcomes: Annotated[
+        Path, typer.Option(help="Outcome table with train/valid/test splits.")
+    ] = DEFAULT_OUTCOMES,
+    seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
+) -> None:
+    """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow."""
+    from pipelines.train import resolve_families, train
+
+    if not outcomes.is_file():
+        raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
+    results = train(outcomes, resolve_families(family), trials, seed, progress=typer.echo)
+    typer.echo(f"\n{'family':<22} {'version':>7} {'valid AIQ':>10} {'test AIQ':>9} {'trials':>6}")
+    for r in results:
+        typer.echo(
+            f"{r.family:<22} {r.version:>7} {r.metrics['valid_aiq']:>10.4f} {r.metrics['test_aiq']:>9.4f} {r.trials:>6}"
+        )
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Registered versions with family, metrics, stage and aliases."""
+    from mlflow import MlflowClient
+
+    from registry import tracking
+    from registry.versions import list_versions
+
+    tracking.configure()
+    versions = list_versions(MlflowClient())
+    if as_json:
+        typer.echo(json.dumps([v.__dict__ for v in versions], indent=2, default=list))
+        return
+    if not versions:
+        typer.echo("no routing model registered yet; run 'routeiq train'")
+        return
+    typer.echo(f"{'version':>7} {'family':<22} {'valid AIQ':>9} {'test AIQ':>9} {'stage':<11} aliases")
+    for v in versions:
+        valid, test = v.metrics.get("valid_aiq", float("nan")), v.metrics.get("test_aiq", float("nan"))
+        typer.echo(
+            f"{v.version:>7} {v.family:<22} {valid:>9.4f} {test:>9.4f} {v.stage:<11} {','.join(v.aliases)}"
+        )
+
+
+@app.command("promote")
+def promote_command(
+    version: Annotated[int | None, typer.Option(help="The version to promote.")] = None,
+    best: Annotated[bool, typer.Option("--best", help="Promote the version with the best test AIQ.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Skip the gate (recorded on the version).")] = False,
+    reason: Annotated[str, typer.Option(help="Why; recorded with the promotion.")] = "",
+) -> None:
+    """Move a version to Production (stage and alias) if it beats the current one on test AIQ."""
+    from mlflow import MlflowClient
+
+    from registry import tracking
+    from registry.promotion import best_version, promote
+    from registry.versions import get_version, list_versions
+
+    if (version is None) == (not best):
+        raise CliError("pass exactly one of --version N or --best")
+    tracking.configure()
+    client = MlflowClient()
+    candidate = best_version(list_versions(client)) if best else get_version(client, int(version or 0))
+    done = promote(client, candidate, force=force, reason=reason)
+    before = f"version {done.previous.version}" if done.previous else "nothing"
+    typer.echo(
+        f"promoted version {candidate.version} ({candidate.family}) to Production, replacing {before}"
+        + (" (forced, recorded)" if force else "")
+    )
+
+
+@app.command("route")
+def route_command(
+    model_uri: Annotated[
+        str, typer.Option(help="models:/routeiq-router/N, ...@production, or a local artifact.")
+    ],
+    input: Annotated[Path, typer.Option("--input", help="JSONL of {id, prompt}.")],
+    output: Annotated[Path, typer.Option(help="Decisions JSONL to write.")],
+    candidates: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of the router's models.")
+    ] = None,
+    cost_weight: Annotated[float, typer.Option(min=0.0, help="λ in argmax quality − λ·cost.")] = 0.0,
+) -> None:
+    """Route a file of prompts in batches and write the decisions format of `routeiq eval`."""
+    from pipelines.route import route_file
+    from registry import tracking
+    from registry.loading import load_reference
+    from routers.routing_model import RoutingModel
+
+    tracking.configure()
+    loaded = load_reference(model_uri)
+    model = RoutingModel(loaded.featurizer, loaded.router)
+    chosen = [c.strip() for c in candidates.split(",")] if candidates else None
+    count = route_file(model, input, output, chosen, cost_weight)
+    typer.echo(f"routed {count} prompts with {loaded.meta['family']} → {output}")
 
 
 def main() -> None:

@@ -1,0 +1,38 @@
+"""Where a trained router came from: the hash of its training data and the git commit of the code."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+UNKNOWN_COMMIT = "unknown"
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """HEAD's commit, suffixed `-dirty` when tracked files changed; `unknown` outside a git work tree."""
+    cwd = str(repo or Path.cwd())
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return UNKNOWN_COMMIT
+    return f"{head}-dirty" if dirty else head

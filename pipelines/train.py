@@ -1,0 +1,162 @@
+"""`routeiq train`: per family an Optuna study, the best configuration refit, scored, saved and registered.
+
+Reads an outcome table; writes MLflow runs, model versions and an Optuna sqlite study store under runs/.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features import schema
+from features.base import Featurizer
+from features.registry import build
+from pipelines.outcomes import read_outcomes
+from pipelines.provenance import file_hash, git_commit
+from pipelines.tune import Progress, fit_and_score, run_study
+from registry import names, tracking
+from registry.register import log_and_register, version_tags
+from routers import artifact
+from routers.dataset import TrainingSet, training_set
+from routers.registry import EVALUATION_ONLY, FAMILIES, family_class
+from routers.scoring import headline, score
+
+DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: TrainingSet
+    valid: TrainingSet
+    test: TrainingSet
+
+
+@dataclass
+class FamilyResult:
+    family: str
+    version: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    trials: int
+    seconds: float
+
+
+@dataclass
+class Featurized:
+    """Featurizers fitted on the training prompts and the featurized splits, one per featurizer name."""
+
+    raw: Splits
+    done: dict[str, tuple[Featurizer, Splits]] = field(default_factory=dict)
+
+    def get(self, name: str, progress: Progress) -> tuple[Featurizer, Splits]:
+        if name not in self.done:
+            started = time.perf_counter()
+            featurizer = build(name).fit(list(self.raw.train.prompts))
+            parts = [p.with_features(featurizer.transform(list(p.prompts))) for p in _parts(self.raw)]
+            self.done[name] = (featurizer, Splits(*parts))
+            progress(
+                f"features {name!r}: {sum(len(p.prompts) for p in parts)} prompts in {time.perf_counter() - started:.1f} s"
+            )
+        return self.done[name]
+
+
+def _parts(splits: Splits) -> tuple[TrainingSet, TrainingSet, TrainingSet]:
+    return splits.train, splits.valid, splits.test
+
+
+def split_sets(table: pa.Table) -> Splits:
+    """Training sets for train, valid and test over the same ordered candidate models."""
+    models = tuple(sorted(set(table[schema.MODEL].to_pylist())))
+    parts = []
+    for split in schema.SPLITS:
+        part = table.filter(pc.equal(table[schema.SPLIT], split))
+        if part.num_rows == 0:
+            raise ValueError(
+                f"the outcome table has no {split!r} rows; re-import it with a {split} fraction > 0"
+            )
+        parts.append(training_set(part, models))
+    return Splits(*parts)
+
+
+def resolve_families(requested: str) -> list[str]:
+    """`all` means every registered family that can be served; otherwise a comma-separated list."""
+    names_ = [f for f in FAMILIES if f not in EVALUATION_ONLY] if requested == "all" else requested.split(",")
+    for name in names_:
+        family_class(name)
+    return names_
+
+
+def train(
+    outcomes: Path,
+    families: list[str],
+    trials: int,
+    seed: int,
+    progress: Progress,
+    storage: str = DEFAULT_STORAGE,
+) -> list[FamilyResult]:
+    """Tune, refit, score and register each family in turn; returns what was registered."""
+    tracking.configure()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress callback reports each trial
+    Path("runs").mkdir(exist_ok=True)
+    table = read_outcomes(outcomes)
+    provenance = {"data_hash": file_hash(outcomes), "git_commit": git_commit()}
+    cache = Featurized(split_sets(table))
+    return [_train_family(family, cache, trials, seed, storage, provenance, progress) for family in families]
+
+
+def _train_family(
+    family: str,
+    cache: Featurized,
+    trials: int,
+    seed: int,
+    storage: str,
+    provenance: dict[str, str],
+    progress: Progress,
+) -> FamilyResult:
+    cls = family_class(family)
+    featurizer, data = cache.get(cls.features, progress)
+    with mlflow.start_run(run_name=f"tune-{family}"):
+        mlflow.set_tag(names.TAG_KIND, names.KIND_FAMILY)
+        study = run_study(
+            cls,
+            data.train,
+            data.valid,
+            trials=trials,
+            seed=seed,
+            storage=storage,
+            study_name=f"{family}-{provenance['data_hash'][:12]}",
+            progress=progress,
+        )
+        router, metrics = fit_and_score(cls, study.params, data.train, data.valid, seed)
+        assert data.test.features is not None
+        metrics |= headline(score(router.predict(data.test.features), data.test), "test")
+        params = study.params.model_dump(mode="json")
+        mlflow.log_params({f"best.{k}": v for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            # MLflow keeps the directory's own name as the artifact key the loaders look for.
+            saved = Path(tmp) / names.ARTIFACT_DIR
+            artifact.save(saved, router, featurizer)
+            tags = version_tags(
+                family,
+                featurizer.spec.key(),
+                list(router.models_),
+                provenance["data_hash"],
+                params,
+                provenance["git_commit"],
+                metrics,
+            )
+            version = log_and_register(saved, tags)
+    progress(
+        f"{family}: registered {names.REGISTERED_MODEL} v{version.version} "
+        f"(valid AIQ {metrics['valid_aiq']:.4f}, test AIQ {metrics['test_aiq']:.4f}, {study.seconds:.0f} s)"
+    )
+    return FamilyResult(family, str(version.version), params, metrics, study.trials, study.seconds)

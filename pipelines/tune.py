@@ -1,0 +1,103 @@
+"""One Optuna study per router family: search its declared space, objective = AIQ on the validation split.
+
+Each trial is a nested MLflow run; the caller refits the best parameters and registers the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import optuna
+from pydantic import BaseModel
+
+from registry import names
+from routers.base import Router
+from routers.dataset import TrainingSet
+from routers.scoring import headline, score
+
+OBJECTIVE = "valid_aiq"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The best parameters of a study and how the search went."""
+
+    params: BaseModel
+    best_value: float
+    trials: int
+    pruned: int
+    seconds: float
+
+
+def fit_and_score(
+    cls: type[Router], params: BaseModel, train: TrainingSet, valid: TrainingSet, seed: int
+) -> tuple[Router, dict[str, float]]:
+    """Fit one configuration and return it with its validation metrics."""
+    router = cls(params, seed=seed).fit(train, valid)
+    assert valid.features is not None
+    return router, headline(score(router.predict(valid.features), valid), "valid")
+
+
+def run_study(
+    cls: type[Router],
+    train: TrainingSet,
+    valid: TrainingSet,
+    *,
+    trials: int,
+    seed: int,
+    storage: str,
+    study_name: str,
+    progress: Progress,
+) -> StudyResult:
+    """Search `cls.search_space` for `trials` trials; a fresh study each time so runs are repeatable."""
+    started = time.perf_counter()
+    try:
+        optuna.delete_study(study_name=study_name, storage=storage)
+    except KeyError:
+        pass
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
+    )
+    chosen: dict[int, BaseModel] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = cls.search_space(trial)
+        chosen[trial.number] = params
+        with mlflow.start_run(run_name=f"{cls.family}-trial-{trial.number}", nested=True):
+            mlflow.set_tag(names.TAG_KIND, names.KIND_TRIAL)
+            mlflow.log_params(_flat(params))
+            _, metrics = fit_and_score(cls, params, train, valid, seed)
+            mlflow.log_metrics(metrics)
+        value = metrics[OBJECTIVE]
+        trial.report(value, step=0)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+        return value
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        best = study.best_value if study.best_trial is not None else float("nan")
+        shown = "pruned" if trial.value is None else f"{OBJECTIVE}={trial.value:.4f}"
+        progress(f"{cls.family}: trial {trial.number + 1}/{trials} {shown} (best {best:.4f})")
+
+    study.optimize(objective, n_trials=trials, callbacks=[report], gc_after_trial=False)
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return StudyResult(
+        params=chosen[study.best_trial.number],
+        best_value=float(study.best_value),
+        trials=len(study.trials),
+        pruned=pruned,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _flat(params: BaseModel) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, list | dict | tuple) else v for k, v in params.model_dump(mode="json").items()}

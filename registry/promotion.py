@@ -1,0 +1,74 @@
+"""Promotion through a gate: a candidate must beat the current Production version on the stored test metric.
+
+On success it sets the "Production" stage (archiving the previous) and the `production` alias, so both the
+legacy stage view and the alias view of the MLflow UI agree. `force` skips the gate and is recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import warnings
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+
+from registry import names
+from registry.versions import RegistryError, VersionInfo, production
+
+
+class GateRefused(ValueError):
+    """The candidate does not beat Production; the message gives both numbers and how to override."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: VersionInfo
+    previous: VersionInfo | None
+    forced: bool
+
+
+def gate(candidate: VersionInfo, current: VersionInfo | None, metric: str = names.GATE_METRIC) -> None:
+    """Raise GateRefused unless the candidate's metric is strictly higher than Production's."""
+    if metric not in candidate.metrics:
+        raise RegistryError(f"version {candidate.version} has no stored {metric!r}; it cannot be gated")
+    if current is None or current.version == candidate.version:
+        return
+    theirs = current.metrics.get(metric, float("-inf"))
+    if candidate.metrics[metric] <= theirs:
+        raise GateRefused(
+            f"version {candidate.version} {metric}={candidate.metrics[metric]:.4f} does not beat Production "
+            f"version {current.version} ({theirs:.4f}); pass --force to promote anyway (recorded)"
+        )
+
+
+def promote(client: MlflowClient, candidate: VersionInfo, force: bool = False, reason: str = "") -> Promotion:
+    """Gate (unless forced), then move the stage and the alias; returns what changed."""
+    current = production(client)
+    if not force:
+        gate(candidate, current)
+    version = str(candidate.version)
+    with warnings.catch_warnings():
+        # Stages are deprecated in MLflow 3 but are still what the registry UI's stage dropdown shows.
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage(
+            names.REGISTERED_MODEL, version, names.PRODUCTION_STAGE, archive_existing_versions=True
+        )
+    client.set_registered_model_alias(names.REGISTERED_MODEL, names.PRODUCTION_ALIAS, version)
+    stamp = {
+        names.TAG_PROMOTED_AT: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        names.TAG_PROMOTED_BY: getpass.getuser(),
+        names.TAG_PROMOTION_FORCED: str(force).lower(),
+    }
+    if reason:
+        stamp[names.TAG_PROMOTION_REASON] = reason
+    for key, value in stamp.items():
+        client.set_model_version_tag(names.REGISTERED_MODEL, version, key, value)
+    return Promotion(promoted=candidate, previous=current, forced=force)
+
+
+def best_version(versions: list[VersionInfo], metric: str = names.GATE_METRIC) -> VersionInfo:
+    scored = [v for v in versions if metric in v.metrics]
+    if not scored:
+        raise RegistryError(f"no registered version has a stored {metric!r}; run 'routeiq train' first")
+    return max(scored, key=lambda v: (v.metrics[metric], v.version))

@@ -1,0 +1,66 @@
+"""A fitted featurizer and router together: prompts in, per-candidate predictions and decisions out.
+
+The one path from prompt to decision, used by batch routing, the MLflow pyfunc and the gateway (no skew).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+from features.base import Featurizer
+from features.prompt import prompt_id
+from routers.base import Prediction, Router
+from routers.decision import choose
+
+
+@dataclass(frozen=True)
+class RoutedDecision:
+    """One decision in the decisions format: the chosen model and every candidate's predictions."""
+
+    id: str
+    model: str
+    quality: dict[str, float]
+    cost: dict[str, float]
+
+    def as_record(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model, "quality": self.quality, "cost": self.cost}
+
+
+class RoutingModel:
+    """Featurize, predict, decide. Stateless beyond the fitted parts it holds."""
+
+    def __init__(self, featurizer: Featurizer, router: Router) -> None:
+        self.featurizer = featurizer
+        self.router = router
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.router.models_
+
+    def predict(self, prompts: Sequence[str], candidates: Sequence[str] | None = None) -> Prediction:
+        return self.router.predict(self.featurizer.transform(list(prompts)), candidates)
+
+    def decide(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[str] | None = None,
+        cost_weight: float = 0.0,
+        ids: Sequence[str] | None = None,
+    ) -> list[RoutedDecision]:
+        """Decisions for a batch; ids default to each prompt's `prompt_id`."""
+        names = list(candidates) if candidates else list(self.models)
+        prediction = self.predict(prompts, names)
+        chosen = choose(prediction.quality, prediction.cost, cost_weight)
+        keys = list(ids) if ids is not None else [prompt_id(p) for p in prompts]
+        return [
+            RoutedDecision(
+                id=keys[i],
+                model=names[int(chosen[i])],
+                quality=dict(zip(names, map(float, prediction.quality[i]), strict=True)),
+                cost=dict(zip(names, map(float, prediction.cost[i]), strict=True)),
+            )
+            for i in range(len(keys))
+        ]

@@ -72,11 +72,12 @@ def run_study(
     def objective(trial: optuna.Trial) -> float:
         params = cls.search_space(trial)
         chosen[trial.number] = params
-        with mlflow.start_run(run_name=f"{cls.family}-trial-{trial.number}", nested=True):
-            mlflow.set_tag(names.TAG_KIND, names.KIND_TRIAL)
-            mlflow.log_params(_flat(params))
-            _, metrics = fit_and_score(cls, params, train, valid, seed)
-            mlflow.log_metrics(metrics)
+        _, metrics = fit_and_score(cls, params, train, valid, seed)
+        if mlflow.active_run() is not None:  # trials are nested runs of the family's run, when there is one
+            with mlflow.start_run(run_name=f"{cls.family}-trial-{trial.number}", nested=True):
+                mlflow.set_tag(names.TAG_KIND, names.KIND_TRIAL)
+                mlflow.log_params(_flat(params))
+                mlflow.log_metrics(metrics)
         value = metrics[OBJECTIVE]
         trial.report(value, step=0)
         if trial.should_prune():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
@@ -21,6 +22,7 @@ from registry import names
 from registry.pyfunc import PROMPT_COLUMN
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+INPUT_EXAMPLE = "Which planet is closest to the sun?\nA) Venus\nB) Mercury\nC) Mars\nD) Earth\nAnswer:"
 
 
 def version_tags(
@@ -64,6 +66,7 @@ def log_and_register(artifact_dir: Path, tags: Mapping[str, str]) -> ModelVersio
         artifacts={names.ARTIFACT_DIR: str(artifact_dir)},
         pip_requirements=["routeiq"],
         signature=_signature(),
+        input_example=pd.DataFrame({PROMPT_COLUMN: [INPUT_EXAMPLE]}),
     )
     client = MlflowClient()
     try:

@@ -85,7 +85,8 @@ class KnnRouter(Router):
         rows = observed[nearest]
         mass = closeness * self.weight_[rows, j]
         total = mass.sum(axis=1)
-        local = np.where(total > 0, (mass * self.quality_[rows, j]).sum(axis=1) / np.maximum(total, 1e-12), prior)
+        weighted = (mass * self.quality_[rows, j]).sum(axis=1)
+        local = np.where(total > 0, weighted / np.maximum(total, 1e-12), prior)
         evidence = closeness.sum(axis=1)
         pseudo = self.p.shrinkage
         shrunk = (evidence * local + pseudo * prior) / np.maximum(evidence + pseudo, 1e-12)

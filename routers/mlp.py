@@ -1,4 +1,4 @@
-"""Multi-layer perceptron router: one shared net maps (prompt features, candidate one-hot) to expected quality.
+"""Multi-layer perceptron router: one shared net maps (prompt features, model one-hot) to expected quality.
 
 Trained with scikit-learn, predicted by a numpy forward pass over the saved weights (exact after load);
 it never decides and never does I/O.
@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPRegressor
 
 from routers.base import Features, Router, State
 from routers.cost_model import broadcast, mean_costs
@@ -29,7 +27,7 @@ class MlpParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     hidden_sizes: tuple[int, ...] = Field(default=(64,), min_length=1)
-    alpha: float = Field(default=1e-2, ge=0.0)
+    alpha: float = Field(default=1.0, ge=0.0)
     """L2 penalty on the weights (scikit-learn's `alpha`); sample weights are rescaled to mean 1 first."""
     learning_rate: float = Field(default=1e-3, gt=0.0)
     max_iter: int = Field(default=100, ge=1)
@@ -67,7 +65,19 @@ class MlpRouter(Router):
         self.mean_, self.scale_ = scaling(train.features)
         self.cost_ = mean_costs(train)
         rows, models = np.nonzero(train.known & (train.weight > 0))
-        inputs = np.hstack([standardize(train.features[rows], self.mean_, self.scale_), self._one_hot(models)])
+        scaled = standardize(train.features[rows], self.mean_, self.scale_)
+        inputs = np.hstack([scaled, self._one_hot(models)])
+        self.layers_ = self._train(inputs, train.quality[rows, models], unit_mean(train.weight[rows, models]))
+
+    def _train(
+        self, inputs: FloatMatrix, targets: FloatMatrix, weights: FloatMatrix
+    ) -> list[tuple[FloatMatrix, FloatMatrix]]:
+        """Fit scikit-learn's net (Adam, ReLU) and keep only its weights and biases."""
+        # Imported here: serving predicts with numpy alone and never loads scikit-learn.
+        from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        from sklearn.neural_network import MLPRegressor  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+
         net = MLPRegressor(
             hidden_layer_sizes=self.p.hidden_sizes,
             alpha=self.p.alpha,
@@ -75,17 +85,17 @@ class MlpRouter(Router):
             max_iter=self.p.max_iter,
             random_state=self.seed,
         )
-        with warnings.catch_warnings():
-            # max_iter is a deliberate time budget, not a failure.
+        # Small mini-batch products run fastest (and repeatably) on one BLAS thread; max_iter is a budget.
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
             warnings.simplefilter("ignore", ConvergenceWarning)
-            net.fit(inputs, train.quality[rows, models], sample_weight=unit_mean(train.weight[rows, models]))
-        self.layers_ = [
+            net.fit(inputs, targets, sample_weight=weights)
+        return [
             (np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
             for w, b in zip(net.coefs_, net.intercepts_, strict=True)
         ]
 
     def _one_hot(self, models: np.ndarray) -> FloatMatrix:
-        return np.eye(len(self.models_))[models]
+        return np.asarray(np.eye(len(self.models_))[models], dtype=np.float64)
 
     def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:
         rows = len(features)

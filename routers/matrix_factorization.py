@@ -1,0 +1,170 @@
+"""Matrix-factorisation router (RouteLLM's MF): quality = σ(w·(P x ⊙ v_m) + b_m), learned from known cells.
+
+Learns quality only (cost is each model's mean observed cost); it never decides and never does I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from routers.base import Features, Router, State
+from routers.cost_model import broadcast, mean_costs, mean_qualities
+from routers.dataset import FloatMatrix, TrainingSet
+from routers.preprocessing import scaling, standardize
+from routers.torch_state import generator, load_module_state, module_state
+
+NET_PREFIX = "net"
+"""State names of the torch module's weights, e.g. `net.projection.weight`."""
+
+
+class MatrixFactorizationParams(BaseModel):
+    """Latent size, Adam step and L2 penalty, and the epoch budget with early stopping on `valid`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dim: int = Field(default=32, ge=2)
+    """Size of the latent space shared by projected prompts and model vectors."""
+    learning_rate: float = Field(default=3e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-3, ge=0.0)
+    """Decoupled L2 (AdamW) on every weight; sample weights are self-normalised per batch."""
+    epochs: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    """Prompts per step; every known model outcome of those prompts enters the loss."""
+    patience: int = Field(default=8, ge=1)
+    """Epochs without a better validation loss before training stops (only when `valid` is given)."""
+
+
+class FactorizationNet(torch.nn.Module):
+    """Logits of every (prompt, model): w·(P x ⊙ v_m / ‖v_m‖) + b_m."""
+
+    def __init__(self, n_features: int, n_models: int, dim: int) -> None:
+        super().__init__()
+        self.projection = torch.nn.Linear(n_features, dim, bias=False)
+        self.models = torch.nn.Parameter(torch.empty(n_models, dim))
+        self.classifier = torch.nn.Linear(dim, 1, bias=False)
+        self.bias = torch.nn.Parameter(torch.zeros(n_models))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prompts = self.projection(x)
+        models = torch.nn.functional.normalize(self.models, dim=1)
+        return self.classifier(prompts[:, None, :] * models[None, :, :]).squeeze(-1) + self.bias
+
+
+def seeded_init(module: torch.nn.Module, seed: int) -> None:
+    """Xavier-uniform matrices and zero vectors, drawn from a private generator (global RNG untouched)."""
+    rng = generator(seed)
+    with torch.no_grad():
+        for _, tensor in sorted(module.named_parameters()):
+            if tensor.dim() >= 2:
+                torch.nn.init.xavier_uniform_(tensor, generator=rng)
+            else:
+                tensor.zero_()
+
+
+def cell_loss(logits: torch.Tensor, quality: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted binary cross-entropy over known cells (weight 0 elsewhere), self-normalised by the weights."""
+    target = torch.nan_to_num(quality, nan=0.0)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+class MatrixFactorizationRouter(Router):
+    """Prompt features (standardised) are projected into the latent space of learned per-model vectors."""
+
+    family = "matrix_factorization"
+    Params = MatrixFactorizationParams
+    features = "semantic"
+
+    def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
+        super().__init__(params, seed=seed)
+        self.net_: FactorizationNet | None = None
+
+    @property
+    def p(self) -> MatrixFactorizationParams:
+        assert isinstance(self.params, MatrixFactorizationParams)
+        return self.params
+
+    @classmethod
+    def search_space(cls, trial: Any) -> MatrixFactorizationParams:
+        return MatrixFactorizationParams(
+            dim=trial.suggest_int("dim", 8, 128, log=True),
+            learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-2, log=True),
+            weight_decay=trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+            epochs=trial.suggest_int("epochs", 20, 200, step=20),
+            batch_size=trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        )
+
+    def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
+        assert train.features is not None
+        self.mean_, self.scale_ = scaling(train.features)
+        self.cost_ = mean_costs(train)
+        net = FactorizationNet(train.features.shape[1], len(train.models), self.p.dim)
+        seeded_init(net, self.seed)
+        with torch.no_grad():
+            prior = np.clip(mean_qualities(train), 0.02, 0.98)
+            net.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
+        self.net_ = self._train(net, self._tensors(train), self._tensors(valid) if valid else None)
+
+    def _tensors(self, data: TrainingSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(features, quality, weight) as float32 tensors, or None when the set has nothing to learn from."""
+        weight = np.where(data.known, data.weight, 0.0)
+        if data.features is None or weight.sum() <= 0:
+            return None
+        x = standardize(data.features, self.mean_, self.scale_)
+        return tuple(torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (x, data.quality, weight))  # type: ignore[return-value]
+
+    def _train(self, net: FactorizationNet, train: Any, valid: Any) -> FactorizationNet:
+        """Adam over shuffled prompt batches; keeps the weights of the best validation epoch."""
+        x, quality, weight = train
+        optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
+        rng = generator(self.seed + 1)
+        best, best_loss, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
+        for _ in range(self.p.epochs):
+            net.train()
+            for rows in torch.randperm(len(x), generator=rng).split(self.p.batch_size):
+                optimizer.zero_grad()
+                cell_loss(net(x[rows]), quality[rows], weight[rows]).backward()
+                optimizer.step()
+            if valid is None:
+                continue
+            loss = self._loss(net, valid)
+            import os
+            if os.environ.get("DBG"): print(_, round(loss,4), round(self._loss(net, train),4))
+            if loss < best_loss:
+                best, best_loss, stale = copy.deepcopy(net.state_dict()), loss, 0
+            elif (stale := stale + 1) >= self.p.patience:
+                break
+        if valid is not None:
+            net.load_state_dict(best)
+        return net.eval()
+
+    @staticmethod
+    def _loss(net: FactorizationNet, data: tuple[torch.Tensor, ...]) -> float:
+        net.eval()
+        with torch.no_grad():
+            return float(cell_loss(net(data[0]), data[1], data[2]))
+
+    def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:
+        assert self.net_ is not None
+        x = torch.from_numpy(np.asarray(standardize(features, self.mean_, self.scale_), dtype=np.float32))
+        self.net_.eval()
+        with torch.no_grad():
+            quality = torch.sigmoid(self.net_(x)).numpy().astype(np.float64)
+        return quality.reshape(len(features), len(self.models_)), broadcast(self.cost_, len(features))
+
+    def get_state(self) -> State:
+        assert self.net_ is not None
+        return super().get_state() | module_state(self.net_, NET_PREFIX)
+
+    def set_state(self, state: State) -> None:
+        head = f"{NET_PREFIX}."
+        super().set_state({k: v for k, v in state.items() if not k.startswith(head)})
+        n_models, dim = state[f"{head}models"].shape
+        self.net_ = FactorizationNet(state[f"{head}projection.weight"].shape[1], n_models, dim)
+        load_module_state(self.net_, state, NET_PREFIX)
+        self.net_.eval()

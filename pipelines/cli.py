@@ -19,6 +19,8 @@ data_app = typer.Typer(help="Import and inspect outcome tables.", no_args_is_hel
 models_app = typer.Typer(help="Registered routing models.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+report_app = typer.Typer(help="Generated reports for docs/.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 DEFAULT_OUTCOMES = Path("data/outcomes/routerbench.parquet")
 
 USER_ERROR_EXIT = 2
@@ -213,6 +215,31 @@ def route_command(
     chosen = [c.strip() for c in candidates.split(",")] if candidates else None
     count = route_file(model, input, output, chosen, cost_weight)
     typer.echo(f"routed {count} prompts with {loaded.meta['family']} → {output}")
+
+
+@report_app.command("routers")
+def report_routers(
+    outcomes: Annotated[
+        Path, typer.Option(help="Outcome table with train/valid/test splits.")
+    ] = DEFAULT_OUTCOMES,
+    family: Annotated[str, typer.Option(help="A family, a comma-separated list, or 'all'.")] = "all",
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per family.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
+    doc: Annotated[Path, typer.Option(help="Markdown file whose results section is rewritten.")] = Path(
+        "docs/routers.md"
+    ),
+) -> None:
+    """Tune and score every family on the test split (overall and per task); rewrite the table in `doc`."""
+    from pipelines import router_report
+    from pipelines.train import resolve_families
+
+    if not outcomes.is_file():
+        raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
+    results = router_report.run(outcomes, resolve_families(family), trials, seed, progress=typer.echo)
+    table = router_report.render(results, trials)
+    router_report.write_into(doc, table)
+    typer.echo(table)
+    typer.echo(f"wrote the results table into {doc}")
 
 
 def main() -> None:

@@ -44,7 +44,9 @@ def import_all(data_dir: Path, workdir: Path) -> dict[str, Path]:
         paths[name] = workdir / "data" / f"{name}.parquet"
         write_outcomes(table, paths[name])
         splits = ", ".join(f"{k} {v}" for k, v in sorted(stats.per_split.items()))
-        say(f"{name}: {stats.rows} rows, {stats.prompts} prompts ({splits}), {stats.unknown_quality} unknown → null")
+        say(
+            f"{name}: {stats.rows} rows, {stats.prompts} prompts ({splits}), {stats.unknown_quality} unknown → null"
+        )
     return paths
 
 
@@ -65,7 +67,16 @@ def running_replay_provider(outcomes: Path, workdir: Path) -> Iterator[str]:
     """Start `routeiq replay-provider` on a free loopback port; yield its base URL; always stop it."""
     port = free_port()
     log = workdir / "replay-provider.log"
-    command = [sys.executable, "-m", "pipelines.cli", "replay-provider", "--outcomes", str(outcomes), "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "replay-provider",
+        "--outcomes",
+        str(outcomes),
+        "--port",
+        str(port),
+    ]
     with log.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
         try:
@@ -107,7 +118,10 @@ def replay_round_trip(base_url: str, outcomes: Path, count: int) -> int:
         if i == len(rows) - 1:
             chunks = list(
                 client.chat.completions.create(
-                    model=row[schema.MODEL], messages=messages, stream=True, stream_options={"include_usage": True}
+                    model=row[schema.MODEL],
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
                 )
             )
             text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
@@ -120,7 +134,9 @@ def replay_round_trip(base_url: str, outcomes: Path, count: int) -> int:
         ok = text == (row[schema.RESPONSE] or "") and cost == row[schema.COST_USD]
         matches += ok
         mode = "stream" if i == len(rows) - 1 else "call  "
-        say(f"{mode} {row[schema.MODEL]:<30} ${cost:.6f} {json.dumps(text[:32])} {'matches' if ok else 'DIFFERS'}")
+        say(
+            f"{mode} {row[schema.MODEL]:<30} ${cost:.6f} {json.dumps(text[:32])} {'matches' if ok else 'DIFFERS'}"
+        )
     say(f"{matches}/{len(rows)} answers and costs identical to the recorded ones")
     return matches
 
@@ -144,8 +160,15 @@ def evaluate_prior_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
         for prompt_id, task in zip(test[schema.PROMPT_ID], test[schema.TASK], strict=True):
             quality = {m: float(prior.loc[(task, m), schema.QUALITY]) for m in models}
             cost = {m: float(prior.loc[(task, m), schema.COST_USD]) for m in models}
-            pick = choose(np.array([[quality[m] for m in models]]), np.array([[cost[m] for m in models]]), PRIOR_COST_WEIGHT)
-            out.write(json.dumps({"id": prompt_id, "model": models[int(pick[0])], "quality": quality, "cost": cost}) + "\n")
+            pick = choose(
+                np.array([[quality[m] for m in models]]),
+                np.array([[cost[m] for m in models]]),
+                PRIOR_COST_WEIGHT,
+            )
+            out.write(
+                json.dumps({"id": prompt_id, "model": models[int(pick[0])], "quality": quality, "cost": cost})
+                + "\n"
+            )
     report = run_eval(outcomes, decisions_path, workdir / "eval")
     for key, value in report["summary"].items():
         say(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

@@ -21,7 +21,7 @@ class RouteInputError(ValueError):
 
 def read_prompts(path: Path) -> Iterator[tuple[str, str]]:
     if not path.is_file():
-        raise RouteInputError(f"input file {path} not found; pass a JSONL file of {{\"id\", \"prompt\"}} lines")
+        raise RouteInputError(f'input file {path} not found; pass a JSONL file of {{"id", "prompt"}} lines')
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -30,8 +30,12 @@ def read_prompts(path: Path) -> Iterator[tuple[str, str]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RouteInputError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or "id" not in record:
-                raise RouteInputError(f"{path.name} line {number}: expected {{\"id\": ..., \"prompt\": \"...\"}}")
+            if (
+                not isinstance(record, dict)
+                or not isinstance(record.get("prompt"), str)
+                or "id" not in record
+            ):
+                raise RouteInputError(f'{path.name} line {number}: expected {{"id": ..., "prompt": "..."}}')
             yield str(record["id"]), record["prompt"]
 
 

@@ -101,4 +101,7 @@ def run_study(
 
 
 def _flat(params: BaseModel) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, list | dict | tuple) else v for k, v in params.model_dump(mode="json").items()}
+    return {
+        k: str(v) if isinstance(v, list | dict | tuple) else v
+        for k, v in params.model_dump(mode="json").items()
+    }

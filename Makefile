@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export ROUTEIQ_DATA_DIR := $(DATA_DIR)
 
-.PHONY: venv test lint typecheck pytest demo clean
+.PHONY: venv test lint typecheck pytest demo bench clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ pytest: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m pipelines.demo --data-dir "$(DATA_DIR)"
+
+bench: $(STAMP)
+	@test -f data/outcomes/routerbench.parquet || $(BIN)/routeiq data import routerbench "$(DATA_DIR)/routerbench" --out data/outcomes/routerbench.parquet
+	$(BIN)/python -m pipelines.decision_latency --out docs/decision-latency.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -39,9 +39,7 @@ def message_text(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return content
-    parts = [
-        part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
-    ]
+    parts = [part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"]
     return "\n".join(p for p in parts if isinstance(p, str))
 
 

@@ -100,6 +100,4 @@ def _check_allowed(values: Iterable[object], allowed: Iterable[object], column: 
     allowed_set = set(allowed)
     bad = sorted({str(v) for v in values if v not in allowed_set})
     if bad:
-        raise OutcomeTableError(
-            f"column {column!r} has values {bad}; allowed: {sorted(map(str, allowed_set))}"
-        )
+        raise OutcomeTableError(f"column {column!r} has values {bad}; allowed: {sorted(map(str, allowed_set))}")

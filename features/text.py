@@ -24,10 +24,7 @@ class TextFeaturizer(Featurizer):
         del prompts
         return self
 
-    def transform(self, prompts: Sequence[str]) -> npt.NDArray[Any]:  # type: ignore[override]
+    def transform(self, prompts: Sequence[str]) -> npt.NDArray[Any]:
         out = np.empty(len(prompts), dtype=object)
         out[:] = list(prompts)
         return out
-
-
-

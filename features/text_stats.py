@@ -10,7 +10,20 @@ import numpy as np
 import numpy.typing as npt
 
 # Plain substring counts (str.count runs in C): a regex alternation here costs more than all else together.
-CODE_MARKERS: Final = ("```", "def ", "class ", "import ", "return", "{", "}", ";", "==", "->", "python", "function")
+CODE_MARKERS: Final = (
+    "```",
+    "def ",
+    "class ",
+    "import ",
+    "return",
+    "{",
+    "}",
+    ";",
+    "==",
+    "->",
+    "python",
+    "function",
+)
 MATH_MARKERS: Final = ("$", "\\frac", "\\sqrt", "^", "=", "+", "solve", "equation", "integer", "sum of")
 QUESTION_START: Final = re.compile(r"^\s*(what|which|who|whom|whose|when|where|why|how|is|are|can|does|do)\b", re.I)
 CHOICE_LINE: Final = re.compile(r"^\s*\(?[A-Ea-e][).:]\s", re.M)

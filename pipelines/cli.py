@@ -36,12 +36,8 @@ def data_import(
     path: Annotated[Path, typer.Argument(help="The source's directory, read in place.")],
     out: Annotated[Path, typer.Option("--out", help="Outcome table to write (parquet).")],
     seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
-    valid_fraction: Annotated[
-        float, typer.Option(help="Share of training-side prompts held for validation.")
-    ] = 0.1,
-    test_fraction: Annotated[
-        float, typer.Option(help="Share of prompts for test, for sources without splits.")
-    ] = 0.2,
+    valid_fraction: Annotated[float, typer.Option(help="Share of training-side prompts held for validation.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of prompts for test, for sources without splits.")] = 0.2,
 ) -> None:
     """Read a public outcome data set into the canonical outcome table."""
     from pipelines.outcomes import import_source, write_outcomes
@@ -76,9 +72,7 @@ def replay_provider(
     outcomes: Annotated[Path, typer.Option(help="Outcome table whose recorded answers are served.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
-    latency: Annotated[
-        Path | None, typer.Option(help="YAML/JSON latency model (see docs/replay-provider.md).")
-    ] = None,
+    latency: Annotated[Path | None, typer.Option(help="YAML/JSON latency model (see docs/replay-provider.md).")] = None,
     error_rate: Annotated[float, typer.Option(help="Share of requests answered 500.")] = 0.0,
     rate_limit_rate: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
     stall_rate: Annotated[float, typer.Option(help="Share of requests that stall first.")] = 0.0,
@@ -122,9 +116,7 @@ def evaluate(
 def train_command(
     family: Annotated[str, typer.Option(help="A family, a comma-separated list, or 'all'.")] = "all",
     trials: Annotated[int, typer.Option(min=1, help="Optuna trials per family.")] = 10,
-    outcomes: Annotated[
-        Path, typer.Option(help="Outcome table with train/valid/test splits.")
-    ] = DEFAULT_OUTCOMES,
+    outcomes: Annotated[Path, typer.Option(help="Outcome table with train/valid/test splits.")] = DEFAULT_OUTCOMES,
     seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
 ) -> None:
     """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow."""
@@ -132,7 +124,7 @@ def train_command(
 
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
-    results = train(outcomes, resolve_families(family), trials, seed, progress=typer.echo)
+    results = train(outcomes, resolve_families(family), trials=trials, seed=seed, progress=typer.echo)
     typer.echo(f"\n{'family':<22} {'version':>7} {'valid AIQ':>10} {'test AIQ':>9} {'trials':>6}")
     for r in results:
         typer.echo(
@@ -159,9 +151,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     typer.echo(f"{'version':>7} {'family':<22} {'valid AIQ':>9} {'test AIQ':>9} {'stage':<11} aliases")
     for v in versions:
         valid, test = v.metrics.get("valid_aiq", float("nan")), v.metrics.get("test_aiq", float("nan"))
-        typer.echo(
-            f"{v.version:>7} {v.family:<22} {valid:>9.4f} {test:>9.4f} {v.stage:<11} {','.join(v.aliases)}"
-        )
+        typer.echo(f"{v.version:>7} {v.family:<22} {valid:>9.4f} {test:>9.4f} {v.stage:<11} {','.join(v.aliases)}")
 
 
 @app.command("promote")
@@ -193,14 +183,10 @@ def promote_command(
 
 @app.command("route")
 def route_command(
-    model_uri: Annotated[
-        str, typer.Option(help="models:/routeiq-router/N, ...@production, or a local artifact.")
-    ],
+    model_uri: Annotated[str, typer.Option(help="models:/routeiq-router/N, ...@production, or a local artifact.")],
     input: Annotated[Path, typer.Option("--input", help="JSONL of {id, prompt}.")],
     output: Annotated[Path, typer.Option(help="Decisions JSONL to write.")],
-    candidates: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of the router's models.")
-    ] = None,
+    candidates: Annotated[str | None, typer.Option(help="Comma-separated subset of the router's models.")] = None,
     cost_weight: Annotated[float, typer.Option(min=0.0, help="λ in argmax quality − λ·cost.")] = 0.0,
 ) -> None:
     """Route a file of prompts in batches and write the decisions format of `routeiq eval`."""
@@ -219,9 +205,7 @@ def route_command(
 
 @report_app.command("routers")
 def report_routers(
-    outcomes: Annotated[
-        Path, typer.Option(help="Outcome table with train/valid/test splits.")
-    ] = DEFAULT_OUTCOMES,
+    outcomes: Annotated[Path, typer.Option(help="Outcome table with train/valid/test splits.")] = DEFAULT_OUTCOMES,
     family: Annotated[str, typer.Option(help="A family, a comma-separated list, or 'all'.")] = "all",
     trials: Annotated[int, typer.Option(min=1, help="Optuna trials per family.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
@@ -256,9 +240,7 @@ def main() -> None:
         sys.exit(130)
     except (CliError, FileNotFoundError, ValueError) as exc:
         # One line: multi-line messages (pydantic's) are folded so scripts can grep them.
-        typer.echo(
-            "error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True
-        )
+        typer.echo("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True)
         sys.exit(USER_ERROR_EXIT)
     sys.exit(result if isinstance(result, int) else 0)
 

@@ -39,9 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.data_dir / "routerbench").is_dir():
         parser.error(f"{args.data_dir} has no routerbench/ directory; pass --data-dir to the routing data")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    paths = step(
-        1, "Import the public outcome data sets", lambda: demo_steps.import_all(args.data_dir, args.workdir)
-    )
+    paths = step(1, "Import the public outcome data sets", lambda: demo_steps.import_all(args.data_dir, args.workdir))
     routerbench = paths["routerbench"]
     step(2, "Summarise the routerbench test split", lambda: demo_steps.summarise_test_split(routerbench))
     with demo_steps.running_replay_provider(routerbench, args.workdir) as base_url:

@@ -44,9 +44,7 @@ def import_all(data_dir: Path, workdir: Path) -> dict[str, Path]:
         paths[name] = workdir / "data" / f"{name}.parquet"
         write_outcomes(table, paths[name])
         splits = ", ".join(f"{k} {v}" for k, v in sorted(stats.per_split.items()))
-        say(
-            f"{name}: {stats.rows} rows, {stats.prompts} prompts ({splits}), {stats.unknown_quality} unknown → null"
-        )
+        say(f"{name}: {stats.rows} rows, {stats.prompts} prompts ({splits}), {stats.unknown_quality} unknown → null")
     return paths
 
 
@@ -134,9 +132,7 @@ def replay_round_trip(base_url: str, outcomes: Path, count: int) -> int:
         ok = text == (row[schema.RESPONSE] or "") and cost == row[schema.COST_USD]
         matches += ok
         mode = "stream" if i == len(rows) - 1 else "call  "
-        say(
-            f"{mode} {row[schema.MODEL]:<30} ${cost:.6f} {json.dumps(text[:32])} {'matches' if ok else 'DIFFERS'}"
-        )
+        say(f"{mode} {row[schema.MODEL]:<30} ${cost:.6f} {json.dumps(text[:32])} {'matches' if ok else 'DIFFERS'}")
     say(f"{matches}/{len(rows)} answers and costs identical to the recorded ones")
     return matches
 
@@ -166,8 +162,7 @@ def evaluate_prior_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
                 PRIOR_COST_WEIGHT,
             )
             out.write(
-                json.dumps({"id": prompt_id, "model": models[int(pick[0])], "quality": quality, "cost": cost})
-                + "\n"
+                json.dumps({"id": prompt_id, "model": models[int(pick[0])], "quality": quality, "cost": cost}) + "\n"
             )
     report = run_eval(outcomes, decisions_path, workdir / "eval")
     for key, value in report["summary"].items():

@@ -66,9 +66,7 @@ def parse_decision(record: object, where: str) -> Decision:
             f"{sorted(quality)}; give both for the same candidates"
         )
     if model not in quality:
-        raise EvaluationInputError(
-            f"{where}: chosen model {model!r} is not among the candidates {sorted(quality)}"
-        )
+        raise EvaluationInputError(f"{where}: chosen model {model!r} is not among the candidates {sorted(quality)}")
     return Decision(prompt_id=prompt_id, model=model, quality=quality, cost=cost, where=where)
 
 
@@ -101,9 +99,7 @@ def load_decisions(path: Path) -> list[Decision]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise EvaluationInputError(
-                    f"{where}: not valid JSON ({exc.msg}); write one object per line"
-                ) from exc
+                raise EvaluationInputError(f"{where}: not valid JSON ({exc.msg}); write one object per line") from exc
             decisions.append(parse_decision(record, where))
     return decisions
 
@@ -111,17 +107,13 @@ def load_decisions(path: Path) -> list[Decision]:
 def read_outcomes(path: Path) -> pa.Table:
     """Read only the columns evaluation needs from an outcome-table parquet file."""
     if not path.is_file():
-        raise EvaluationInputError(
-            f"outcome table {path} does not exist; pass the parquet file of true outcomes"
-        )
+        raise EvaluationInputError(f"outcome table {path} does not exist; pass the parquet file of true outcomes")
     try:
         names = pq.read_schema(path).names
         _require_columns(names)
         return pq.read_table(path, columns=list(OUTCOME_COLUMNS))
     except (pa.ArrowException, OSError) as exc:
-        raise EvaluationInputError(
-            f"cannot read outcome table {path} as parquet: {_first_line(exc)}"
-        ) from exc
+        raise EvaluationInputError(f"cannot read outcome table {path} as parquet: {_first_line(exc)}") from exc
 
 
 def _require_columns(names: Sequence[str]) -> None:
@@ -169,9 +161,7 @@ def _as_table(outcomes: Any) -> pa.Table:
     try:
         return pa.Table.from_pandas(outcomes[list(OUTCOME_COLUMNS)], preserve_index=False)
     except (TypeError, pa.ArrowException) as exc:
-        raise EvaluationInputError(
-            f"outcome table has a column of the wrong type: {_first_line(exc)}"
-        ) from exc
+        raise EvaluationInputError(f"outcome table has a column of the wrong type: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: Exception) -> str:
@@ -221,8 +211,7 @@ def _check_known(
     unknown_models = sorted(set(candidates) - known_models)
     if unknown_models:
         raise EvaluationInputError(
-            f"decisions name models {unknown_models} that the outcome table never saw; "
-            f"it has {sorted(known_models)}"
+            f"decisions name models {unknown_models} that the outcome table never saw; it has {sorted(known_models)}"
         )
     for decision in decisions:
         if decision.prompt_id not in known_ids:

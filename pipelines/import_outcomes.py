@@ -28,9 +28,7 @@ class Params(BaseModel):
     test_fraction: float = 0.2
 
     def split_params(self) -> SplitParams:
-        return SplitParams(
-            seed=self.seed, valid_fraction=self.valid_fraction, test_fraction=self.test_fraction
-        )
+        return SplitParams(seed=self.seed, valid_fraction=self.valid_fraction, test_fraction=self.test_fraction)
 
 
 def main(argv: list[str] | None = None) -> None:

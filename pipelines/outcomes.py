@@ -32,9 +32,7 @@ class ImportStats:
     per_split: dict[str, int] = field(default_factory=dict)
 
 
-def build_table(
-    records: Iterable[SourceRecord], source: str, params: SplitParams
-) -> tuple[pa.Table, ImportStats]:
+def build_table(records: Iterable[SourceRecord], source: str, params: SplitParams) -> tuple[pa.Table, ImportStats]:
     """One row per (prompt_id, model); a duplicate keeps the first record with a known quality."""
     stats = ImportStats()
     kept: dict[tuple[str, str], SourceRecord] = {}

@@ -46,21 +46,15 @@ def _draw_router(axes: Axes, report: Mapping[str, Any]) -> None:
     axes.plot(*_xy(router["curve"]), "o", color="tab:blue", markersize=3, alpha=0.6, label="router (λ sweep)")
     axes.plot(*_xy(router["hull"]), "-", color="tab:blue", linewidth=2, label="router hull")
     decisions = report["decisions"]
-    axes.plot(
-        decisions["cost"], decisions["quality"], "X", color="tab:red", markersize=9, label="router decisions"
-    )
+    axes.plot(decisions["cost"], decisions["quality"], "X", color="tab:red", markersize=9, label="router decisions")
 
 
 def _draw_baselines(axes: Axes, report: Mapping[str, Any]) -> None:
     singles = report["single_models"]
     for model, point in singles.items():
         axes.plot(point["cost"], point["quality"], "s", color="tab:gray", markersize=6)
-        axes.annotate(
-            model, (point["cost"], point["quality"]), textcoords="offset points", xytext=(5, 3), fontsize=7
-        )
-    axes.plot(
-        *_xy(report["zero_router"]["hull"]), "--", color="tab:gray", label="Zero router (single models' hull)"
-    )
+        axes.annotate(model, (point["cost"], point["quality"]), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    axes.plot(*_xy(report["zero_router"]["hull"]), "--", color="tab:gray", label="Zero router (single models' hull)")
     random = report["random"]
     ends = [singles[random["cheapest_model"]], singles[random["best_model"]]]
     axes.plot(*_xy(ends), ":", color="tab:orange", label="random: cheapest ↔ best single model")

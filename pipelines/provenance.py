@@ -23,10 +23,15 @@ def git_commit(repo: Path | None = None) -> str:
     cwd = str(repo or Path.cwd())
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 (git from PATH, like any developer tool)
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -30,11 +30,7 @@ def read_prompts(path: Path) -> Iterator[tuple[str, str]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RouteInputError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from exc
-            if (
-                not isinstance(record, dict)
-                or not isinstance(record.get("prompt"), str)
-                or "id" not in record
-            ):
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or "id" not in record:
                 raise RouteInputError(f'{path.name} line {number}: expected {{"id": ..., "prompt": "..."}}')
             yield str(record["id"]), record["prompt"]
 

@@ -37,9 +37,7 @@ class Scores:
 
 def scores(report: dict[str, Any]) -> Scores:
     router, best = report["router"], report["best_single_model"]
-    hull = upper_hull(
-        np.array([p["cost"] for p in router["hull"]]), np.array([p["quality"] for p in router["hull"]])
-    )
+    hull = upper_hull(np.array([p["cost"] for p in router["hull"]]), np.array([p["quality"] for p in router["hull"]]))
     reach = hull.cost_to_reach(best["quality"])
     return Scores(
         aiq=router["aiq"],
@@ -50,7 +48,7 @@ def scores(report: dict[str, Any]) -> Scores:
 
 
 def evaluate_family(
-    family: str, cache: Featurized, tasks: dict[str, np.ndarray], trials: int, seed: int, progress: Progress
+    family: str, cache: Featurized, tasks: dict[str, np.ndarray], *, trials: int, seed: int, progress: Progress
 ) -> dict[str, Any]:
     cls = family_class(family)
     featurizer, data = cache.get(cls.features, progress)
@@ -70,9 +68,7 @@ def evaluate_family(
     prediction = router.predict(data.test.features)
     overall = score(prediction, data.test)
     per_task = {
-        task: scores(
-            score(type(prediction)(prediction.quality[rows], prediction.cost[rows]), data.test.subset(rows))
-        )
+        task: scores(score(type(prediction)(prediction.quality[rows], prediction.cost[rows]), data.test.subset(rows)))
         for task, rows in tasks.items()
     }
     del featurizer
@@ -91,16 +87,14 @@ def task_rows(table: pa.Table, test: TrainingSet) -> dict[str, np.ndarray]:
     return {t: np.flatnonzero([task_of[p] == t for p in test.prompt_ids]) for t in tasks}
 
 
-def run(
-    outcomes: Path, families: list[str], trials: int, seed: int, progress: Progress
-) -> list[dict[str, Any]]:
+def run(outcomes: Path, families: list[str], trials: int, seed: int, progress: Progress) -> list[dict[str, Any]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     Path("runs").mkdir(exist_ok=True)
     table = read_outcomes(outcomes)
     splits: Splits = split_sets(table)
     cache = Featurized(splits)
     tasks = task_rows(table, splits.test)
-    return [evaluate_family(f, cache, tasks, trials, seed, progress) for f in families]
+    return [evaluate_family(f, cache, tasks, trials=trials, seed=seed, progress=progress) for f in families]
 
 
 def _pct(value: float | None) -> str:
@@ -126,8 +120,7 @@ def render(results: list[dict[str, Any]], trials: int) -> str:
         cells += [_pct(r["tasks"][t].cost_share_at_best_quality) for t in tasks]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append(
-        f"| Zero router (single models' hull) | {first['zero_router']['aiq']:.4f} | | | | "
-        + "| " * len(tasks)
+        f"| Zero router (single models' hull) | {first['zero_router']['aiq']:.4f} | | | | " + "| " * len(tasks)
     )
     lines.append(f"| oracle | {first['oracle']['aiq']:.4f} | 100% | | | " + "| " * len(tasks))
     notes = (

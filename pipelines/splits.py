@@ -25,9 +25,7 @@ class SplitParams(BaseModel):
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitParams:
         if self.valid_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
-                "valid_fraction + test_fraction must be < 1 so some prompts are left to train on"
-            )
+            raise ValueError("valid_fraction + test_fraction must be < 1 so some prompts are left to train on")
         return self
 
 

@@ -17,9 +17,7 @@ PER_THOUSAND = 1000.0
 
 def summarise(table: pa.Table) -> list[dict[str, Any]]:
     """One block per (task, split), tasks sorted, splits in train/valid/test order."""
-    frame = table.select(
-        [schema.PROMPT_ID, schema.TASK, schema.SPLIT, schema.MODEL, schema.QUALITY, schema.COST_USD]
-    )
+    frame = table.select([schema.PROMPT_ID, schema.TASK, schema.SPLIT, schema.MODEL, schema.QUALITY, schema.COST_USD])
     df = frame.to_pandas()
     blocks = []
     for (task, split), group in df.groupby([schema.TASK, schema.SPLIT], sort=False):
@@ -71,20 +69,14 @@ def render(blocks: list[dict[str, Any]]) -> str:
     """Plain-text tables, one per block, best model first."""
     lines: list[str] = []
     for block in blocks:
-        lines.append(
-            f"{block['task']} / {block['split']}: {block['prompts']} prompts, {len(block['models'])} models"
-        )
+        lines.append(f"{block['task']} / {block['split']}: {block['prompts']} prompts, {len(block['models'])} models")
         lines.append(_line("model", "quality", "over n", "$/1k prompts"))
         ranked = sorted(block["models"], key=lambda m: (-(m["quality"] or -1.0), m["model"]))
         for m in ranked:
-            lines.append(
-                _line(m["model"], _num(m["quality"], 3), m["quality_prompts"], _num(m["cost_per_1k"], 2))
-            )
+            lines.append(_line(m["model"], _num(m["quality"], 3), m["quality_prompts"], _num(m["cost_per_1k"], 2)))
         o = block["oracle"]
         lines.append(
-            _line(
-                "oracle (cheapest best model)", _num(o["quality"], 3), o["prompts"], _num(o["cost_per_1k"], 2)
-            )
+            _line("oracle (cheapest best model)", _num(o["quality"], 3), o["prompts"], _num(o["cost_per_1k"], 2))
         )
         lines.append("")
     return "\n".join(lines)

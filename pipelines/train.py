@@ -62,9 +62,8 @@ class Featurized:
             featurizer = build(name).fit(list(self.raw.train.prompts))
             parts = [p.with_features(featurizer.transform(list(p.prompts))) for p in _parts(self.raw)]
             self.done[name] = (featurizer, Splits(*parts))
-            progress(
-                f"features {name!r}: {sum(len(p.prompts) for p in parts)} prompts in {time.perf_counter() - started:.1f} s"
-            )
+            count = sum(len(p.prompts) for p in parts)
+            progress(f"features {name!r}: {count} prompts in {time.perf_counter() - started:.1f} s")
         return self.done[name]
 
 
@@ -79,9 +78,7 @@ def split_sets(table: pa.Table) -> Splits:
     for split in schema.SPLITS:
         part = table.filter(pc.equal(table[schema.SPLIT], split))
         if part.num_rows == 0:
-            raise ValueError(
-                f"the outcome table has no {split!r} rows; re-import it with a {split} fraction > 0"
-            )
+            raise ValueError(f"the outcome table has no {split!r} rows; re-import it with a {split} fraction > 0")
         parts.append(training_set(part, models))
     return Splits(*parts)
 
@@ -97,6 +94,7 @@ def resolve_families(requested: str) -> list[str]:
 def train(
     outcomes: Path,
     families: list[str],
+    *,
     trials: int,
     seed: int,
     progress: Progress,
@@ -109,12 +107,18 @@ def train(
     table = read_outcomes(outcomes)
     provenance = {"data_hash": file_hash(outcomes), "git_commit": git_commit()}
     cache = Featurized(split_sets(table))
-    return [_train_family(family, cache, trials, seed, storage, provenance, progress) for family in families]
+    return [
+        _train_family(
+            family, cache, trials=trials, seed=seed, storage=storage, provenance=provenance, progress=progress
+        )
+        for family in families
+    ]
 
 
 def _train_family(
     family: str,
     cache: Featurized,
+    *,
     trials: int,
     seed: int,
     storage: str,
@@ -147,12 +151,12 @@ def _train_family(
             artifact.save(saved, router, featurizer)
             tags = version_tags(
                 family,
-                featurizer.spec.key(),
-                list(router.models_),
-                provenance["data_hash"],
-                params,
-                provenance["git_commit"],
-                metrics,
+                feature_spec=featurizer.spec.key(),
+                candidates=list(router.models_),
+                data_hash=provenance["data_hash"],
+                params=params,
+                git_commit=provenance["git_commit"],
+                metrics=metrics,
             )
             version = log_and_register(saved, tags)
     progress(

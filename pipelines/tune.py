@@ -5,6 +5,7 @@ Each trial is a nested MLflow run; the caller refits the best parameters and reg
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,10 +57,8 @@ def run_study(
 ) -> StudyResult:
     """Search `cls.search_space` for `trials` trials; a fresh study each time so runs are repeatable."""
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(KeyError):  # no such study yet
         optuna.delete_study(study_name=study_name, storage=storage)
-    except KeyError:
-        pass
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -101,7 +100,4 @@ def run_study(
 
 
 def _flat(params: BaseModel) -> dict[str, Any]:
-    return {
-        k: str(v) if isinstance(v, list | dict | tuple) else v
-        for k, v in params.model_dump(mode="json").items()
-    }
+    return {k: str(v) if isinstance(v, list | dict | tuple) else v for k, v in params.model_dump(mode="json").items()}

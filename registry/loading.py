@@ -15,9 +15,7 @@ def artifact_dir(local: Path) -> Path:
     return nested if nested.is_dir() else local
 
 
-def load_reference(
-    reference: str, verifier: Verifier | None = None, require_signature: bool = False
-) -> LoadedRouter:
+def load_reference(reference: str, verifier: Verifier | None = None, require_signature: bool = False) -> LoadedRouter:
     """`models:/routeiq-router/3`, `models:/routeiq-router@production`, `models:/routeiq-router/Production`,
     any MLflow artifact URI, or a local directory."""
     local = Path(reference)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from registry.names import ARTIFACT_DIR
 from routers.artifact import load
@@ -18,7 +18,7 @@ from routers.routing_model import RoutingModel
 PROMPT_COLUMN = "prompt"
 
 
-class RouterPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class RouterPyfunc(PythonModel):
     """`predict(DataFrame[prompt], params={"cost_weight", "candidates"})` → a DataFrame of decisions."""
 
     def load_context(self, context: Any) -> None:

@@ -14,7 +14,6 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
-
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -27,6 +26,7 @@ INPUT_EXAMPLE = "Which planet is closest to the sun?\nA) Venus\nB) Mercury\nC) M
 
 def version_tags(
     family: str,
+    *,
     feature_spec: str,
     candidates: list[str],
     data_hash: str,

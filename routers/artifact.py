@@ -58,11 +58,16 @@ def save(directory: Path, router: Router, featurizer: Featurizer, signer: Signer
     arrays = {ROUTER_PREFIX + k: np.ascontiguousarray(v) for k, v in router.get_state().items()}
     arrays |= {FEATURES_PREFIX + k: np.ascontiguousarray(v) for k, v in featurizer.get_state().items()}
     save_file(arrays, str(directory / STATE_FILE))
-    manifest = {"format_version": FORMAT_VERSION, "files": {n: _sha256(directory / n) for n in (META_FILE, STATE_FILE)}}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "files": {n: _sha256(directory / n) for n in (META_FILE, STATE_FILE)},
+    }
     payload = _canonical(manifest)
     (directory / MANIFEST_FILE).write_bytes(payload)
     if signer is not None:
-        (directory / SIGNATURE_FILE).write_text(json.dumps({"scheme": signer.scheme, "signature": signer.sign(payload)}))
+        (directory / SIGNATURE_FILE).write_text(
+            json.dumps({"scheme": signer.scheme, "signature": signer.sign(payload)})
+        )
     return manifest
 
 

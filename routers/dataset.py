@@ -64,7 +64,15 @@ class TrainingSet:
 def training_set(table: pa.Table, models: tuple[str, ...] | None = None, max_weight: float = 20.0) -> TrainingSet:
     """Pivot outcome rows into matrices; rows with a propensity weigh 1/propensity (capped at `max_weight`)."""
     rows = table.select(
-        [schema.PROMPT_ID, schema.PROMPT, schema.MODEL, schema.QUALITY, schema.COST_USD, schema.PROPENSITY, schema.RESPONSE]
+        [
+            schema.PROMPT_ID,
+            schema.PROMPT,
+            schema.MODEL,
+            schema.QUALITY,
+            schema.COST_USD,
+            schema.PROPENSITY,
+            schema.RESPONSE,
+        ]
     ).to_pylist()
     prompt_ids: dict[str, int] = {}
     prompts: list[str] = []

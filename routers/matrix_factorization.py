@@ -6,7 +6,7 @@ Learns quality only (cost is each model's mean observed cost); it never decides 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,20 +22,28 @@ NET_PREFIX = "net"
 """State names of the torch module's weights, e.g. `net.projection.weight`."""
 
 
+class Cells(NamedTuple):
+    """A prompts × models block as float32 tensors; unknown quality is NaN with weight 0."""
+
+    features: torch.Tensor
+    quality: torch.Tensor
+    weight: torch.Tensor
+
+
 class MatrixFactorizationParams(BaseModel):
     """Latent size, Adam step and L2 penalty, and the epoch budget with early stopping on `valid`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dim: int = Field(default=32, ge=2)
+    dim: int = Field(default=64, ge=2)
     """Size of the latent space shared by projected prompts and model vectors."""
-    learning_rate: float = Field(default=3e-3, gt=0.0)
-    weight_decay: float = Field(default=1e-3, ge=0.0)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-2, ge=0.0)
     """Decoupled L2 (AdamW) on every weight; sample weights are self-normalised per batch."""
-    epochs: int = Field(default=60, ge=1)
-    batch_size: int = Field(default=64, ge=1)
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=128, ge=1)
     """Prompts per step; every known model outcome of those prompts enters the loss."""
-    patience: int = Field(default=8, ge=1)
+    patience: int = Field(default=10, ge=1)
     """Epochs without a better validation loss before training stops (only when `valid` is given)."""
 
 
@@ -108,18 +116,21 @@ class MatrixFactorizationRouter(Router):
         with torch.no_grad():
             prior = np.clip(mean_qualities(train), 0.02, 0.98)
             net.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
-        self.net_ = self._train(net, self._tensors(train), self._tensors(valid) if valid else None)
+        self.net_ = self._train(net, self._tensors(train), self._tensors(valid))
 
-    def _tensors(self, data: TrainingSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """(features, quality, weight) as float32 tensors, or None when the set has nothing to learn from."""
+    def _tensors(self, data: TrainingSet | None) -> Cells | None:
+        """(features, quality, weight) as float32 tensors, or None when there is nothing to learn from."""
+        if data is None or data.features is None:
+            return None
         weight = np.where(data.known, data.weight, 0.0)
-        if data.features is None or weight.sum() <= 0:
+        if weight.sum() <= 0:
             return None
         x = standardize(data.features, self.mean_, self.scale_)
-        return tuple(torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (x, data.quality, weight))  # type: ignore[return-value]
+        return Cells(*(torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (x, data.quality, weight)))
 
-    def _train(self, net: FactorizationNet, train: Any, valid: Any) -> FactorizationNet:
+    def _train(self, net: FactorizationNet, train: Cells | None, valid: Cells | None) -> FactorizationNet:
         """Adam over shuffled prompt batches; keeps the weights of the best validation epoch."""
+        assert train is not None
         x, quality, weight = train
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
         rng = generator(self.seed + 1)
@@ -133,8 +144,6 @@ class MatrixFactorizationRouter(Router):
             if valid is None:
                 continue
             loss = self._loss(net, valid)
-            import os
-            if os.environ.get("DBG"): print(_, round(loss,4), round(self._loss(net, train),4))
             if loss < best_loss:
                 best, best_loss, stale = copy.deepcopy(net.state_dict()), loss, 0
             elif (stale := stale + 1) >= self.p.patience:
@@ -144,7 +153,7 @@ class MatrixFactorizationRouter(Router):
         return net.eval()
 
     @staticmethod
-    def _loss(net: FactorizationNet, data: tuple[torch.Tensor, ...]) -> float:
+    def _loss(net: FactorizationNet, data: Cells) -> float:
         net.eval()
         with torch.no_grad():
             return float(cell_loss(net(data[0]), data[1], data[2]))

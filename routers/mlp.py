@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from routers.base import Features, Router, State
 from routers.cost_model import broadcast, mean_costs
@@ -26,7 +26,7 @@ class MlpParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    hidden_sizes: tuple[int, ...] = Field(default=(64,), min_length=1)
+    hidden_sizes: tuple[PositiveInt, ...] = Field(default=(64,), min_length=1)
     alpha: float = Field(default=1.0, ge=0.0)
     """L2 penalty on the weights (scikit-learn's `alpha`); sample weights are rescaled to mean 1 first."""
     learning_rate: float = Field(default=1e-3, gt=0.0)
@@ -74,9 +74,9 @@ class MlpRouter(Router):
     ) -> list[tuple[FloatMatrix, FloatMatrix]]:
         """Fit scikit-learn's net (Adam, ReLU) and keep only its weights and biases."""
         # Imported here: serving predicts with numpy alone and never loads scikit-learn.
-        from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
-        from sklearn.neural_network import MLPRegressor  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
 
         net = MLPRegressor(
             hidden_layer_sizes=self.p.hidden_sizes,

@@ -57,4 +57,4 @@ def load_custom(path: str) -> type[Router]:
         raise RouterError(f"custom router {path!r} does not implement {missing or sorted(cls.__abstractmethods__)}")
     if not isinstance(getattr(cls, "family", None), str):
         raise RouterError(f"custom router {path!r} must set a class attribute `family` (a string)")
-    return cast(type[Router], cls)
+    return cls

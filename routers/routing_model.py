@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from features.base import Featurizer
 from features.prompt import prompt_id
 from routers.base import Prediction, Router

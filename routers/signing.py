@@ -59,6 +59,8 @@ class Verifier:
             try:
                 public.verify(bytes.fromhex(signature), payload)
             except (InvalidSignature, ValueError) as exc:
-                raise SignatureError("artifact signature does not match (Ed25519); was it signed with this key?") from exc
+                raise SignatureError(
+                    "artifact signature does not match (Ed25519); was it signed with this key?"
+                ) from exc
             return
         raise SignatureError(f"unknown signature scheme {self.scheme!r}; use {HMAC_SHA256} or {ED25519}")

@@ -26,9 +26,9 @@ class SvmParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    c: float = Field(default=1.0, gt=0.0)
+    c: float = Field(default=0.3, gt=0.0)
     """SVC's `C`; sample weights are rescaled to mean 1 per model first, so it means the same on logs."""
-    gamma_scale: float = Field(default=1.0, gt=0.0)
+    gamma_scale: float = Field(default=0.3, gt=0.0)
     """RBF width as a multiple of scikit-learn's "scale" heuristic, 1 / (features · variance)."""
     min_rows: int = Field(default=8, ge=2)
     """Models with fewer known rows (or one class only) predict their weighted mean quality."""
@@ -78,7 +78,7 @@ class SvmRouter(Router):
         if rows.size < self.p.min_rows or labels[rows].all() or not labels[rows].any():
             return _Part(np.zeros((0, scaled.shape[1])), np.zeros(0), 0.0, (0.0, logit(fallback)))
         # Imported here: serving predicts with numpy alone and never loads scikit-learn.
-        from sklearn.svm import SVC  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        from sklearn.svm import SVC
 
         svc = SVC(kernel="rbf", C=self.p.c, gamma=float(self.gamma_[0]))
         svc.fit(scaled[rows], labels[rows], sample_weight=unit_mean(confidence[rows]))
@@ -93,9 +93,7 @@ class SvmRouter(Router):
         platt = fit_logistic(scores, quality[observed], train.weight[observed, j])
         return part._replace(platt=platt)
 
-    def _decision(
-        self, scaled: FloatMatrix, vectors: FloatMatrix, dual: FloatMatrix, intercept: float
-    ) -> FloatMatrix:
+    def _decision(self, scaled: FloatMatrix, vectors: FloatMatrix, dual: FloatMatrix, intercept: float) -> FloatMatrix:
         squared = (scaled**2).sum(axis=1)[:, None] + (vectors**2).sum(axis=1)[None, :]
         kernel = np.exp(-self.gamma_[0] * np.maximum(squared - 2.0 * scaled @ vectors.T, 0.0))
         return np.asarray(kernel @ dual + intercept, dtype=np.float64)

@@ -43,9 +43,7 @@ def read(path: Path) -> Iterator[SourceRecord]:
                 )
 
 
-def _estimated_cost(
-    prices: Mapping[str, tuple[float, float]], model: str, question: str, answer: str
-) -> float | None:
+def _estimated_cost(prices: Mapping[str, tuple[float, float]], model: str, question: str, answer: str) -> float | None:
     """Input tokens estimated from the question, output tokens from the reference answer (at least 1)."""
     if model not in prices:
         return None

@@ -23,9 +23,7 @@ def read(path: Path) -> Iterator[SourceRecord]:
     """Every (prompt, model) cell of every `*_train.csv` / `*_test.csv` file in `path`."""
     files = sorted(path.glob("*_train.csv")) + sorted(path.glob("*_test.csv"))
     if not files:
-        raise SourceFormatError(
-            f"no <task>_train.csv or <task>_test.csv files in {path}; pass the routerbench/ dir"
-        )
+        raise SourceFormatError(f"no <task>_train.csv or <task>_test.csv files in {path}; pass the routerbench/ dir")
     csv.field_size_limit(sys.maxsize)
     for file in files:
         split_hint = "train" if file.stem.endswith("_train") else "test"
@@ -38,13 +36,9 @@ def read(path: Path) -> Iterator[SourceRecord]:
 
 def _models(columns: list[str], file: Path) -> list[str]:
     models = [c for c in columns if "|" not in c and c not in NON_MODEL_COLUMNS]
-    missing = [
-        m for m in models if f"{m}{RESPONSE_SUFFIX}" not in columns or f"{m}{COST_SUFFIX}" not in columns
-    ]
+    missing = [m for m in models if f"{m}{RESPONSE_SUFFIX}" not in columns or f"{m}{COST_SUFFIX}" not in columns]
     if not models or missing or "prompt" not in columns:
-        raise SourceFormatError(
-            f"{file}: expected prompt, <model>, <model>|model_response, <model>|total_cost columns"
-        )
+        raise SourceFormatError(f"{file}: expected prompt, <model>, <model>|model_response, <model>|total_cost columns")
     return models
 
 

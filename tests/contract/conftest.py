@@ -60,7 +60,10 @@ def featurize(name: str, raw: Slice, cache: dict[str, tuple[Featurizer, Slice]])
         cache[name] = (
             featurizer,
             Slice(
-                *(part.with_features(featurizer.transform(list(part.prompts))) for part in (raw.train, raw.valid, raw.test))
+                *(
+                    part.with_features(featurizer.transform(list(part.prompts)))
+                    for part in (raw.train, raw.valid, raw.test)
+                )
             ),
         )
     return cache[name]

@@ -59,7 +59,12 @@ def test_fit_and_predict_shapes(name: str, raw_slice: Slice, featurized: dict, f
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_save_load_round_trip_is_exact_and_never_unpickles(
-    name: str, raw_slice: Slice, featurized: dict, fitted_cache: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[type-arg]
+    name: str,
+    raw_slice: Slice,
+    featurized: dict,
+    fitted_cache: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
 ) -> None:
     router, featurizer, data = _get(name, raw_slice, featurized, fitted_cache)
     if name in EVALUATION_ONLY:

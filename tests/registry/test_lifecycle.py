@@ -118,9 +118,25 @@ def test_route_cli_matches_in_process_decisions(workspace: Path, trained: list) 
     exe = shutil.which("routeiq", path=str(Path(sys.executable).parent))
     assert exe is not None
     done = subprocess.run(
-        [exe, "route", "--model-uri", f"models:/{names.REGISTERED_MODEL}@{names.PRODUCTION_ALIAS}",
-         "--input", str(source), "--output", "out.jsonl", "--candidates", pair, "--cost-weight", "50"],
-        capture_output=True, text=True, timeout=300, check=False, env=os.environ.copy(),
+        [
+            exe,
+            "route",
+            "--model-uri",
+            f"models:/{names.REGISTERED_MODEL}@{names.PRODUCTION_ALIAS}",
+            "--input",
+            str(source),
+            "--output",
+            "out.jsonl",
+            "--candidates",
+            pair,
+            "--cost-weight",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ.copy(),
     )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in (workspace / "out.jsonl").read_text().splitlines()]
@@ -129,4 +145,7 @@ def test_route_cli_matches_in_process_decisions(workspace: Path, trained: list) 
     loaded = load_reference(f"models:/{names.REGISTERED_MODEL}@{names.PRODUCTION_ALIAS}")
     expected = RoutingModel(loaded.featurizer, loaded.router).decide(list(seen.values()), pair.split(","), 50.0)
     assert [d["model"] for d in lines] == [d.model for d in expected]
-    assert np.allclose([d["quality"]["gpt-3.5-turbo-1106"] for d in lines], [d.quality["gpt-3.5-turbo-1106"] for d in expected])
+    assert np.allclose(
+        [d["quality"]["gpt-3.5-turbo-1106"] for d in lines],
+        [d.quality["gpt-3.5-turbo-1106"] for d in expected],
+    )

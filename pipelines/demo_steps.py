@@ -25,6 +25,7 @@ from pipelines.outcomes import import_source, read_outcomes, write_outcomes
 from pipelines.sources import SOURCES
 from pipelines.summary import render, summarise
 from routers.decision import choose
+from routers.routing_model import RoutedDecision
 
 REPLAY_MODELS = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat", "claude-instant-v1")
 PRIOR_COST_WEIGHT = 20.0
@@ -161,9 +162,8 @@ def evaluate_prior_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
                 np.array([[cost[m] for m in models]]),
                 PRIOR_COST_WEIGHT,
             )
-            out.write(
-                json.dumps({"id": prompt_id, "model": models[int(pick[0])], "quality": quality, "cost": cost}) + "\n"
-            )
+            decision = RoutedDecision(id=prompt_id, model=models[int(pick[0])], quality=quality, cost=cost)
+            out.write(json.dumps(decision.as_record()) + "\n")
     report = run_eval(outcomes, decisions_path, workdir / "eval")
     for key, value in report["summary"].items():
         say(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

@@ -19,11 +19,8 @@ import pyarrow.parquet as pq
 from features.schema import COST_USD, MODEL, PROMPT_ID, QUALITY
 from pipelines.plot import plot_curves
 from routers.metrics import Report, RoutingData, routing_report
+from routers.routing_model import DECISION_COST, DECISION_ID, DECISION_MODEL, DECISION_QUALITY
 
-DECISION_ID = "id"
-DECISION_MODEL = "model"
-DECISION_QUALITY = "quality"
-DECISION_COST = "cost"
 REPORT_FILE = "report.json"
 CURVES_FILE = "curves.png"
 REPORT_SCHEMA_VERSION = 1

@@ -60,7 +60,8 @@ class FactorizationNet(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         prompts = self.projection(x)
         models = torch.nn.functional.normalize(self.models, dim=1)
-        return self.classifier(prompts[:, None, :] * models[None, :, :]).squeeze(-1) + self.bias
+        logits: torch.Tensor = self.classifier(prompts[:, None, :] * models[None, :, :])
+        return logits.squeeze(-1) + self.bias
 
 
 def seeded_init(module: torch.nn.Module, seed: int) -> None:
@@ -137,9 +138,9 @@ class MatrixFactorizationRouter(Router):
         best, best_loss, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
         for _ in range(self.p.epochs):
             net.train()
-            for rows in torch.randperm(len(x), generator=rng).split(self.p.batch_size):
+            for rows in torch.split(torch.randperm(len(x), generator=rng), self.p.batch_size):
                 optimizer.zero_grad()
-                cell_loss(net(x[rows]), quality[rows], weight[rows]).backward()
+                torch.autograd.backward(cell_loss(net(x[rows]), quality[rows], weight[rows]))
                 optimizer.step()
             if valid is None:
                 continue

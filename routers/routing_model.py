@@ -14,6 +14,12 @@ from features.prompt import prompt_id
 from routers.base import Prediction, Router
 from routers.decision import choose
 
+DECISION_ID = "id"
+DECISION_MODEL = "model"
+DECISION_QUALITY = "quality"
+DECISION_COST = "cost"
+"""Keys of one line of the decisions format (`routeiq route` writes it, `routeiq eval` reads it)."""
+
 
 @dataclass(frozen=True)
 class RoutedDecision:
@@ -25,7 +31,12 @@ class RoutedDecision:
     cost: dict[str, float]
 
     def as_record(self) -> dict[str, Any]:
-        return {"id": self.id, "model": self.model, "quality": self.quality, "cost": self.cost}
+        return {
+            DECISION_ID: self.id,
+            DECISION_MODEL: self.model,
+            DECISION_QUALITY: self.quality,
+            DECISION_COST: self.cost,
+        }
 
 
 class RoutingModel:

@@ -115,16 +115,20 @@ def evaluate(
 @app.command("train")
 def train_command(
     family: Annotated[str, typer.Option(help="A family, a comma-separated list, or 'all'.")] = "all",
-    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per family.")] = 10,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Optuna trials per family [default: tune.<family>.trials of params.yaml]")
+    ] = None,
     outcomes: Annotated[Path, typer.Option(help="Outcome table with train/valid/test splits.")] = DEFAULT_OUTCOMES,
     seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
 ) -> None:
     """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow."""
-    from pipelines.train import resolve_families, train
+    from pipelines.train import resolve_families, train, trials_from_params
 
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
-    results = train(outcomes, resolve_families(family), trials=trials, seed=seed, progress=typer.echo)
+    families = resolve_families(family)
+    budget = trials or trials_from_params(Path("params.yaml"), families, default=10)
+    results = train(outcomes, families, trials=budget, seed=seed, progress=typer.echo)
     typer.echo(f"\n{'family':<22} {'version':>7} {'valid AIQ':>10} {'test AIQ':>9} {'trials':>6}")
     for r in results:
         typer.echo(

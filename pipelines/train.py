@@ -15,6 +15,7 @@ import mlflow
 import optuna
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml  # type: ignore[import-untyped]
 
 from features import schema
 from features.base import Featurizer
@@ -91,11 +92,19 @@ def resolve_families(requested: str) -> list[str]:
     return names_
 
 
+def trials_from_params(params_file: Path, families: list[str], default: int) -> dict[str, int]:
+    """Per family, `tune.<family>.trials` of params.yaml when present, else `default`."""
+    section: dict[str, Any] = {}
+    if params_file.is_file():
+        section = (yaml.safe_load(params_file.read_text()) or {}).get("tune", {}) or {}
+    return {f: int((section.get(f) or {}).get("trials", default)) for f in families}
+
+
 def train(
     outcomes: Path,
     families: list[str],
     *,
-    trials: int,
+    trials: int | dict[str, int],
     seed: int,
     progress: Progress,
     storage: str = DEFAULT_STORAGE,
@@ -107,9 +116,10 @@ def train(
     table = read_outcomes(outcomes)
     provenance = {"data_hash": file_hash(outcomes), "git_commit": git_commit()}
     cache = Featurized(split_sets(table))
+    budget = {f: trials for f in families} if isinstance(trials, int) else trials
     return [
         _train_family(
-            family, cache, trials=trials, seed=seed, storage=storage, provenance=provenance, progress=progress
+            family, cache, trials=budget[family], seed=seed, storage=storage, provenance=provenance, progress=progress
         )
         for family in families
     ]

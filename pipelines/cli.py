@@ -122,13 +122,15 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
 ) -> None:
     """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow."""
-    from pipelines.train import resolve_families, train, trials_from_params
+    from pipelines.train import custom_path, resolve_families, train, trials_from_params
 
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
     families = resolve_families(family)
     budget = trials or trials_from_params(Path("params.yaml"), families, default=10)
-    results = train(outcomes, families, trials=budget, seed=seed, progress=typer.echo)
+    results = train(
+        outcomes, families, trials=budget, seed=seed, progress=typer.echo, custom=custom_path(Path("params.yaml"))
+    )
     typer.echo(f"\n{'family':<22} {'version':>7} {'valid AIQ':>10} {'test AIQ':>9} {'trials':>6}")
     for r in results:
         typer.echo(

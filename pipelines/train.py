@@ -92,12 +92,22 @@ def resolve_families(requested: str) -> list[str]:
     return names_
 
 
+def tune_section(params_file: Path) -> dict[str, Any]:
+    """The `tune` section of params.yaml ({} when the file or the section is missing)."""
+    if not params_file.is_file():
+        return {}
+    return dict((yaml.safe_load(params_file.read_text()) or {}).get("tune", {}) or {})
+
+
 def trials_from_params(params_file: Path, families: list[str], default: int) -> dict[str, int]:
     """Per family, `tune.<family>.trials` of params.yaml when present, else `default`."""
-    section: dict[str, Any] = {}
-    if params_file.is_file():
-        section = (yaml.safe_load(params_file.read_text()) or {}).get("tune", {}) or {}
+    section = tune_section(params_file)
     return {f: int((section.get(f) or {}).get("trials", default)) for f in families}
+
+
+def custom_path(params_file: Path) -> str | None:
+    """`tune.custom.path`: the dotted path of the user's router class for the `custom` family."""
+    return (tune_section(params_file).get("custom") or {}).get("path")
 
 
 def train(
@@ -108,13 +118,14 @@ def train(
     seed: int,
     progress: Progress,
     storage: str = DEFAULT_STORAGE,
+    custom: str | None = None,
 ) -> list[FamilyResult]:
     """Tune, refit, score and register each family in turn; returns what was registered."""
     tracking.configure()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress callback reports each trial
     Path("runs").mkdir(exist_ok=True)
     table = read_outcomes(outcomes)
-    provenance = {"data_hash": file_hash(outcomes), "git_commit": git_commit()}
+    provenance = {"data_hash": file_hash(outcomes), "git_commit": git_commit(), "custom": custom or ""}
     cache = Featurized(split_sets(table))
     budget = {f: trials for f in families} if isinstance(trials, int) else trials
     return [
@@ -135,7 +146,7 @@ def _train_family(
     provenance: dict[str, str],
     progress: Progress,
 ) -> FamilyResult:
-    cls = family_class(family)
+    cls = family_class(family, provenance["custom"] or None)
     featurizer, data = cache.get(cls.features, progress)
     with mlflow.start_run(run_name=f"tune-{family}"):
         mlflow.set_tag(names.TAG_KIND, names.KIND_FAMILY)

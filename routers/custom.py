@@ -72,7 +72,8 @@ class CustomRouter(Router):
 
     def _assign(self, points: FloatMatrix) -> np.ndarray:
         """Index of the nearest centroid, computed in numpy so predictions are exact after loading."""
-        distances = ((points[:, None, :] - self.centroids_[None, :, :]) ** 2).sum(axis=2)
+        # ‖x − c‖² up to the per-prompt constant ‖x‖², which does not change the argmin.
+        distances = (self.centroids_**2).sum(axis=1)[None, :] - 2.0 * points @ self.centroids_.T
         return np.asarray(distances.argmin(axis=1), dtype=np.intp)
 
     def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:

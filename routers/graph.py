@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -117,3 +118,187 @@ def outcome_edges(quality: FloatMatrix, context: npt.NDArray[np.bool_]) -> dict[
         SUCCEEDED: (np.stack([rows[good], models[good]]), q[good]),
         FAILED: (np.stack([rows[bad], models[bad]]), 1.0 - q[bad]),
     }
+
+
+def seeded_init(module: torch.nn.Module, seed: int) -> None:
+    """Xavier-uniform matrices and zero vectors, drawn from a private generator (global RNG untouched)."""
+    rng = generator(seed)
+    with torch.no_grad():
+        for _, tensor in sorted(module.named_parameters()):
+            if tensor.dim() >= 2:
+                torch.nn.init.xavier_uniform_(tensor, generator=rng)
+            else:
+                tensor.zero_()
+
+
+def cell_loss(logits: torch.Tensor, quality: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted binary cross-entropy over known cells (weight 0 elsewhere), self-normalised by the weights."""
+    target = torch.nan_to_num(quality, nan=0.0)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+class GraphRouter(Router):
+    """Training prompts, their outcome edges and their similarity links form the graph new prompts join."""
+
+    family = "graph"
+    Params = GraphParams
+    features = "semantic"
+
+    def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
+        super().__init__(params, seed=seed)
+        self.net_: GraphNet | None = None
+
+    @property
+    def p(self) -> GraphParams:
+        assert isinstance(self.params, GraphParams)
+        return self.params
+
+    @classmethod
+    def search_space(cls, trial: Any) -> GraphParams:
+        return GraphParams(
+            dim=trial.suggest_int("dim", 8, 64, log=True),
+            layers=trial.suggest_int("layers", 1, 3),
+            neighbours=trial.suggest_int("neighbours", 3, 30, log=True),
+            learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-2, log=True),
+            weight_decay=trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+            epochs=trial.suggest_int("epochs", 10, 100, step=10),
+        )
+
+    def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
+        assert train.features is not None
+        self.mean_, self.scale_ = scaling(train.features)
+        self.cost_ = mean_costs(train)
+        self.inputs_ = self._inputs(train.features)
+        self.quality_ = np.where(train.known & (train.weight > 0), train.quality, np.nan)
+        net = GraphNet(self.inputs_.shape[1], len(train.models), self.p.dim, self.p.layers)
+        seeded_init(net, self.seed)
+        with torch.no_grad():
+            # Start from each model's prior: the edge head adds nothing until it has learned something.
+            net.head[-1].weight.zero_()
+            prior = np.clip(mean_qualities(train), 0.02, 0.98)
+            net.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
+        self.net_ = self._train(net, train, valid)
+
+    def _inputs(self, features: Features) -> npt.NDArray[np.float32]:
+        return np.asarray(standardize(features, self.mean_, self.scale_), dtype=np.float32)
+
+    def _train(self, net: GraphNet, train: TrainingSet, valid: TrainingSet | None) -> GraphNet:
+        """AdamW over folds of prompts; keeps the weights of the best validation epoch."""
+        points = unit_rows(self.inputs_.astype(np.float64))
+        spare = -(-self.p.neighbours * self.p.folds // (self.p.folds - 1)) + 4
+        links = nearest(points, points, spare, True)
+        self.neighbours_, self.similarity_ = links[0][:, : self.p.neighbours], links[1][:, : self.p.neighbours]
+        quality = torch.from_numpy(self.quality_.astype(np.float32))
+        weight = torch.from_numpy(np.where(np.isnan(self.quality_), 0.0, train.weight).astype(np.float32))
+        check = self._validation(valid)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
+        rng = generator(self.seed + 1)
+        best, best_loss, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
+        for _ in range(self.p.epochs):
+            net.train()
+            for fold in torch.tensor_split(torch.randperm(len(points), generator=rng), self.p.folds):
+                graph = self._fold_graph(fold.numpy(), links)
+                optimizer.zero_grad()
+                torch.autograd.backward(cell_loss(net(graph, fold), quality[fold], weight[fold]))
+                optimizer.step()
+            if check is None:
+                continue
+            loss = check(net)
+            import os
+            if os.environ.get("DBG"): print(_, round(loss, 4))
+            if loss < best_loss:
+                best, best_loss, stale = copy.deepcopy(net.state_dict()), loss, 0
+            elif (stale := stale + 1) >= self.p.patience:
+                break
+        if check is not None:
+            net.load_state_dict(best)
+        return net.eval()
+
+    def _fold_graph(self, fold: IntArray, links: tuple[IntArray, FloatMatrix]) -> Graph:
+        """The training graph with `fold`'s outcome edges hidden; every prompt links to k context prompts."""
+        context = np.ones(len(self.inputs_), dtype=bool)
+        context[fold] = False
+        index, similarity = links
+        usable = context[index]
+        keep = usable & (np.cumsum(usable, axis=1) <= self.p.neighbours)
+        dst, column = np.nonzero(keep)
+        similar = (index[dst, column], dst.astype(np.int64), similarity[dst, column])
+        return build_graph(self.inputs_, outcome_edges(self.quality_, context), similar)
+
+    def _validation(self, valid: TrainingSet | None) -> Callable[[GraphNet], float] | None:
+        """Loss of a net on the validation prompts scored as new prompts, or None without usable rows."""
+        if valid is None or valid.features is None:
+            return None
+        weight = np.where(valid.known, valid.weight, 0.0)
+        if weight.sum() <= 0:
+            return None
+        graph, rows = self._query_graph(valid.features)
+        quality, mass = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (valid.quality, weight))
+
+        def loss(net: GraphNet) -> float:
+            net.eval()
+            with torch.no_grad():
+                return float(cell_loss(net(graph, rows), quality, mass))
+
+        return loss
+
+    def _query_graph(self, features: Features) -> tuple[Graph, torch.Tensor]:
+        """New prompts joined to the full training graph through their nearest training prompts, and their rows."""
+        new, base = self._inputs(features), len(self.inputs_)
+        index, similarity = nearest(
+            unit_rows(new), unit_rows(self.inputs_.astype(np.float64)), self.p.neighbours, False
+        )
+        train_rows = np.repeat(np.arange(base, dtype=np.int64), self.neighbours_.shape[1])
+        new_rows = base + np.repeat(np.arange(len(new), dtype=np.int64), index.shape[1])
+        similar = (
+            np.concatenate([self.neighbours_.ravel(), index.ravel()]),
+            np.concatenate([train_rows, new_rows]),
+            np.concatenate([self.similarity_.ravel(), similarity.ravel()]),
+        )
+        outcomes = outcome_edges(self.quality_, np.ones(base, dtype=bool))
+        graph = build_graph(np.vstack([self.inputs_, new]), outcomes, similar)
+        return graph, torch.arange(base, base + len(new))
+
+    def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:
+        assert self.net_ is not None
+        rows = len(features)
+        quality = np.zeros((0, len(self.models_)))
+        if rows:
+            graph, new = self._query_graph(features)
+            self.net_.eval()
+            with torch.no_grad():
+                quality = torch.sigmoid(self.net_(graph, new)).numpy().astype(np.float64)
+        return quality.reshape(rows, len(self.models_)), broadcast(self.cost_, rows)
+
+    def get_state(self) -> State:
+        assert self.net_ is not None
+        return super().get_state() | module_state(self.net_, NET_PREFIX)
+
+    def set_state(self, state: State) -> None:
+        head = f"{NET_PREFIX}."
+        super().set_state({k: v for k, v in state.items() if not k.startswith(head)})
+        n_models, dim = state[f"{head}models"].shape
+        layers = len({k.split(".")[2] for k in state if k.startswith(f"{head}convs.")})
+        self.net_ = GraphNet(state[f"{head}encoder.weight"].shape[1], n_models, dim, layers)
+        load_module_state(self.net_, state, NET_PREFIX)
+        self.net_.eval()
+
+
+def build_graph(
+    features: npt.NDArray[np.float32],
+    outcomes: dict[EdgeType, tuple[IntArray, FloatMatrix]],
+    similar: tuple[IntArray, IntArray, FloatMatrix],
+) -> Graph:
+    """Tensors of one forward pass: outcome edges both ways, similarity links weighted by cosine (≥ 0)."""
+    edges: dict[EdgeType, torch.Tensor] = {}
+    weights: dict[EdgeType, torch.Tensor] = {}
+    reverse = {SUCCEEDED: SUCCEEDED_ON, FAILED: FAILED_ON}
+    for relation, (pairs, weight) in outcomes.items():
+        w = torch.from_numpy(np.asarray(weight, dtype=np.float32))
+        edges[relation], weights[relation] = torch.from_numpy(pairs), w
+        edges[reverse[relation]], weights[reverse[relation]] = torch.from_numpy(pairs[::-1].copy()), w
+    src, dst, similarity = similar
+    edges[SIMILAR] = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
+    weights[SIMILAR] = torch.from_numpy(np.maximum(similarity, 0.0).astype(np.float32))
+    return Graph(torch.from_numpy(features), edges, weights)

@@ -15,6 +15,7 @@ from routers.base import Features, Router, RouterError
 from routers.cost_model import broadcast, mean_costs, mean_qualities
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.logistic import fit_logistic_regression, logistic_probability
+from routers.model_pair import choose_pair
 from routers.preprocessing import scaling, standardize
 
 MIN_SHORTFALL = 1e-3
@@ -35,7 +36,7 @@ class HybridParams(BaseModel):
     """t of the relaxed label q_small ≥ q_large − t (only graded qualities feel 0 < t < 1)."""
     threshold: float = Field(default=1.0, gt=0.0, le=1.0)
     """τ: at λ = 0 the small model wins where P(as good) > τ; 1 keeps predictions honest expectations."""
-    other_margin: float = Field(default=0.05, ge=0.0, le=1.0)
+    other_margin: float = Field(default=0.0, ge=0.0, le=1.0)
     """Every other candidate is predicted at its mean quality minus this margin."""
     l2: float = Field(default=0.1, gt=0.0)
     """L2 penalty of the logistic classifier(s) on standardised features."""
@@ -69,7 +70,14 @@ class HybridRouter(Router):
         assert train.features is not None
         self.cost_ = mean_costs(train)
         self.quality_ = mean_qualities(train)
-        small, large = self._pair(train.models)
+        small, large = choose_pair(
+            train.models,
+            self.quality_,
+            self.cost_,
+            self.p.quality_gap,
+            cheap=self.p.small_model,
+            strong=self.p.large_model,
+        )
         self.pair_ = np.array([small, large], dtype=np.int64)
         self.mean_, self.scale_ = scaling(train.features)
         inputs = standardize(train.features, self.mean_, self.scale_)
@@ -80,17 +88,6 @@ class HybridRouter(Router):
         # prediction for the small model equals its observed mean quality.
         shortfall = min(max(gap / max(1.0 - as_good, MIN_SHORTFALL), MIN_SHORTFALL), 1.0)
         self.shortfall_ = np.array([shortfall])
-
-    def _pair(self, models: tuple[str, ...]) -> tuple[int, int]:
-        """(small, large) column indices, from the parameters or from mean quality and cost."""
-        for name in (self.p.large_model, self.p.small_model):
-            if name and name not in models:
-                raise RouterError(f"hybrid model {name!r} is not among the training models {list(models)}")
-        large = models.index(self.p.large_model) if self.p.large_model else int(np.argmax(self.quality_))
-        if self.p.small_model:
-            return models.index(self.p.small_model), large
-        close = np.flatnonzero(self.quality_ >= self.quality_[large] - self.p.quality_gap)
-        return int(close[np.argmin(self.cost_[close])]), large
 
     def _classifier(
         self, inputs: FloatMatrix, train: TrainingSet, small: int, large: int

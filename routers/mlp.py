@@ -76,7 +76,7 @@ class MlpRouter(Router):
         # Imported here: serving predicts with numpy alone and never loads scikit-learn.
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+        from threadpoolctl import threadpool_limits
 
         net = MLPRegressor(
             hidden_layer_sizes=self.p.hidden_sizes,

@@ -55,6 +55,6 @@ def load_custom(path: str) -> type[Router]:
     missing = [m for m in ("_fit", "_predict") if getattr(cls, m, None) is getattr(Router, m)]
     if missing or getattr(cls, "__abstractmethods__", None):
         raise RouterError(f"custom router {path!r} does not implement {missing or sorted(cls.__abstractmethods__)}")
-    if not isinstance(getattr(cls, "family", None), str):
-        raise RouterError(f"custom router {path!r} must set a class attribute `family` (a string)")
+    if getattr(cls, "family", None) != "custom":
+        raise RouterError(f"custom router {path!r} must set the class attribute family = \"custom\"")
     return cls

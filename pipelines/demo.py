@@ -15,7 +15,6 @@ from pipelines import demo_steps
 
 T = TypeVar("T")
 NOT_BUILT_YET = (
-    "learned router families with Optuna tuning and MLflow registration",
     "the gateway (routing, telemetry, feedback, hot reload)",
     "the DVC loop from the gateway's traces to a promoted router",
 )
@@ -50,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     step(
         4,
-        "Score a per-task prior (prompt-independent; no learned router yet) on the test split",
-        lambda: demo_steps.evaluate_prior_router(routerbench, args.workdir),
+        "Train a kNN router on the training split; route and score the test split",
+        lambda: demo_steps.evaluate_knn_router(routerbench, args.workdir),
     )
     print("\nNot built yet: " + "; ".join(NOT_BUILT_YET) + ".")  # noqa: T201
 

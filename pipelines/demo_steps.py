@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -16,20 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pyarrow as pa
 
 from features import schema
+from features.registry import build
 from pipelines.evaluation import run_eval
 from pipelines.outcomes import import_source, read_outcomes, write_outcomes
 from pipelines.sources import SOURCES
 from pipelines.summary import render, summarise
-from routers.decision import choose
-from routers.routing_model import RoutedDecision
+from pipelines.train import split_sets
+from routers.registry import family_class
+from routers.routing_model import RoutingModel
 
 REPLAY_MODELS = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat", "claude-instant-v1")
-PRIOR_COST_WEIGHT = 20.0
-"""λ of the prior's own choice: one quality point (0.01) is worth $0.0005 per prompt."""
+DEMO_COST_WEIGHT = 20.0
+"""λ of the router's own choices: one quality point (0.01) is worth $0.0005 per prompt."""
 READY_TIMEOUT_S = 60.0
 
 
@@ -90,7 +92,9 @@ def running_replay_provider(outcomes: Path, workdir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            say(f"replay provider stopped (exit code {process.returncode})")
+            # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is the normal end.
+            ended = "cleanly" if process.returncode in (0, -signal.SIGTERM) else f"with code {process.returncode}"
+            say(f"replay provider stopped {ended}")
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -145,25 +149,16 @@ def _sample_rows(table: pa.Table, count: int) -> list[dict[str, Any]]:
     return [by_key[(p, REPLAY_MODELS[i % len(REPLAY_MODELS)])] for i, p in enumerate(prompt_ids)]
 
 
-def evaluate_prior_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
-    """Decisions from per-task training means (prompt-independent), scored on the test split."""
-    table = read_outcomes(outcomes).to_pandas()
-    train = table[table[schema.SPLIT] == schema.TRAIN]
-    prior = train.groupby([schema.TASK, schema.MODEL])[[schema.QUALITY, schema.COST_USD]].mean()
-    models = sorted(table[schema.MODEL].unique())
-    test = table[table[schema.SPLIT] == schema.TEST].drop_duplicates(schema.PROMPT_ID)
-    decisions_path = workdir / "decisions-prior.jsonl"
-    with decisions_path.open("w") as out:
-        for prompt_id, task in zip(test[schema.PROMPT_ID], test[schema.TASK], strict=True):
-            quality = {m: float(prior.loc[(task, m), schema.QUALITY]) for m in models}
-            cost = {m: float(prior.loc[(task, m), schema.COST_USD]) for m in models}
-            pick = choose(
-                np.array([[quality[m] for m in models]]),
-                np.array([[cost[m] for m in models]]),
-                PRIOR_COST_WEIGHT,
-            )
-            decision = RoutedDecision(id=prompt_id, model=models[int(pick[0])], quality=quality, cost=cost)
-            out.write(json.dumps(decision.as_record()) + "\n")
+def evaluate_knn_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
+    """Fit a kNN router (fast features, default parameters) on the training split; route and score the test split."""
+    table = read_outcomes(outcomes)
+    splits = split_sets(table)
+    featurizer = build("fast").fit(list(splits.train.prompts))
+    train = splits.train.with_features(featurizer.transform(list(splits.train.prompts)))
+    model = RoutingModel(featurizer, family_class("knn")(seed=0).fit(train))
+    decisions = model.decide(list(splits.test.prompts), cost_weight=DEMO_COST_WEIGHT, ids=list(splits.test.prompt_ids))
+    decisions_path = workdir / "decisions-knn.jsonl"
+    decisions_path.write_text("".join(json.dumps(d.as_record()) + "\n" for d in decisions))
     report = run_eval(outcomes, decisions_path, workdir / "eval")
     for key, value in report["summary"].items():
         say(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

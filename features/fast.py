@@ -16,6 +16,7 @@ from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 
 from features.base import Featurizer, Matrix, NotFittedError, State
+from features.prompt import clip
 from features.text_stats import NAMES as STAT_NAMES
 from features.text_stats import prompt_stats
 
@@ -36,14 +37,6 @@ class FastParams(BaseModel):
     min_df: int = Field(default=2, ge=1)
     components: int = Field(default=64, ge=2)
     seed: int = 0
-
-
-def clip(text: str, max_chars: int) -> str:
-    """Bound the work per prompt: keep the head (instructions) and the tail (the actual question)."""
-    if len(text) <= max_chars:
-        return text
-    head = max_chars // 4
-    return text[:head] + "\n" + text[len(text) - (max_chars - head) :]
 
 
 def grams(text: str, max_ngram: int) -> list[str]:

@@ -33,6 +33,15 @@ def estimate_tokens(text: str | None) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
+def clip(text: str, max_chars: int) -> str:
+    """Head and tail of a long prompt: the first quarter of `max_chars` (instructions) and the last three
+    quarters (the actual question, after any shared few-shot prefix)."""
+    if len(text) <= max_chars:
+        return text
+    head = max_chars // 4
+    return text[:head] + "\n" + text[len(text) - (max_chars - head) :]
+
+
 def message_text(content: Any) -> str:
     """Text of one chat message's `content`: a string, or the `text` parts of a list of content parts."""
     if content is None:

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.base import Featurizer, Matrix
+from features.prompt import clip
 
 EMBEDDING_DIM = 384
 
@@ -22,6 +23,9 @@ class SemanticParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = "all-MiniLM-L6-v2"
+    max_chars: int = Field(default=1024, ge=64)
+    """The encoder reads 256 tokens (about 1,000 characters): long prompts are embedded by head and tail, so
+    few-shot prompts that share a long prefix still get the embedding of their own question."""
     normalize: bool = True
     batch_size: int = Field(default=32, ge=1)
     max_seq_length: int = Field(default=256, ge=16, le=512)
@@ -31,7 +35,7 @@ class SemanticFeaturizer(Featurizer):
     """About 10–15 ms per prompt on a CPU core; stateless (nothing fitted)."""
 
     name = "semantic"
-    version = 1
+    version = 2
     Params = SemanticParams
 
     def __init__(self, params: BaseModel | None = None) -> None:
@@ -56,7 +60,7 @@ class SemanticFeaturizer(Featurizer):
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         p = self.params.model_dump()
         vectors = self.encoder().encode(
-            list(prompts),
+            [clip(p, self.params.model_dump()["max_chars"]) for p in prompts],
             batch_size=p["batch_size"],
             normalize_embeddings=p["normalize"],
             convert_to_numpy=True,

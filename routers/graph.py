@@ -5,7 +5,6 @@ A new prompt joins the graph through its k most similar training prompts; it nev
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -16,10 +15,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from routers.base import Features, Router, State
-from routers.cost_model import broadcast, mean_costs, mean_qualities
+from routers.cost_model import broadcast, mean_costs
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.preprocessing import scaling, standardize, unit_rows
 from routers.torch_state import generator, load_module_state, module_state
+from routers.torch_training import (
+    cell_loss,
+    prior_logits,
+    seeded_init,
+    single_thread,
+    train_with_early_stopping,
+)
 
 with warnings.catch_warnings():
     # torch_geometric 2.8 scripts a few helpers with torch.jit.script, which torch 2.13 deprecates.
@@ -79,7 +85,8 @@ class GraphNet(torch.nn.Module):
             HeteroConv({r: GraphConv((dim, dim), dim, aggr="mean") for r in relations}, aggr="sum")
             for _ in range(layers)
         )
-        self.head = torch.nn.Sequential(torch.nn.Linear(3 * dim, dim), torch.nn.ReLU(), torch.nn.Linear(dim, 1))
+        self.head = torch.nn.Sequential(torch.nn.Linear(3 * dim, dim), torch.nn.ReLU())
+        self.score = torch.nn.Linear(dim, 1)
         self.bias = torch.nn.Parameter(torch.zeros(n_models))
 
     def forward(self, graph: Graph, rows: torch.Tensor) -> torch.Tensor:
@@ -90,7 +97,7 @@ class GraphNet(torch.nn.Module):
             h = {kind: h[kind] + torch.relu(out[kind]) if kind in out else h[kind] for kind in h}
         prompts = h[PROMPT][rows][:, None, :].expand(-1, len(self.bias), -1)
         models = h[MODEL][None, :, :].expand(len(rows), -1, -1)
-        logits: torch.Tensor = self.head(torch.cat([prompts * models, prompts, models], dim=-1))
+        logits: torch.Tensor = self.score(self.head(torch.cat([prompts * models, prompts, models], dim=-1)))
         return logits.squeeze(-1) + self.bias
 
 
@@ -102,7 +109,9 @@ def nearest(queries: FloatMatrix, points: FloatMatrix, k: int, skip_self: bool) 
         block = queries[start : start + BLOCK_ROWS] @ points.T
         if skip_self:
             block[np.arange(len(block)), np.arange(start, start + len(block))] = -np.inf
-        top = np.argsort(-block, axis=1, kind="stable")[:, :k]
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if 0 < k < block.shape[1] else np.argsort(-block)[:, :k]
+        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
         index.append(top)
         similarity.append(np.take_along_axis(block, top, axis=1))
     return np.vstack(index).astype(np.int64), np.vstack(similarity)
@@ -118,24 +127,6 @@ def outcome_edges(quality: FloatMatrix, context: npt.NDArray[np.bool_]) -> dict[
         SUCCEEDED: (np.stack([rows[good], models[good]]), q[good]),
         FAILED: (np.stack([rows[bad], models[bad]]), 1.0 - q[bad]),
     }
-
-
-def seeded_init(module: torch.nn.Module, seed: int) -> None:
-    """Xavier-uniform matrices and zero vectors, drawn from a private generator (global RNG untouched)."""
-    rng = generator(seed)
-    with torch.no_grad():
-        for _, tensor in sorted(module.named_parameters()):
-            if tensor.dim() >= 2:
-                torch.nn.init.xavier_uniform_(tensor, generator=rng)
-            else:
-                tensor.zero_()
-
-
-def cell_loss(logits: torch.Tensor, quality: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Weighted binary cross-entropy over known cells (weight 0 elsewhere), self-normalised by the weights."""
-    target = torch.nan_to_num(quality, nan=0.0)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (bce * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 class GraphRouter(Router):
@@ -174,10 +165,9 @@ class GraphRouter(Router):
         net = GraphNet(self.inputs_.shape[1], len(train.models), self.p.dim, self.p.layers)
         seeded_init(net, self.seed)
         with torch.no_grad():
-            # Start from each model's prior: the edge head adds nothing until it has learned something.
-            net.head[-1].weight.zero_()
-            prior = np.clip(mean_qualities(train), 0.02, 0.98)
-            net.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
+            # Start from each model's base rate: the edge head adds nothing until it has learned something.
+            net.score.weight.zero_()
+            net.bias.copy_(prior_logits(train))
         self.net_ = self._train(net, train, valid)
 
     def _inputs(self, features: Features) -> npt.NDArray[np.float32]:
@@ -191,29 +181,20 @@ class GraphRouter(Router):
         self.neighbours_, self.similarity_ = links[0][:, : self.p.neighbours], links[1][:, : self.p.neighbours]
         quality = torch.from_numpy(self.quality_.astype(np.float32))
         weight = torch.from_numpy(np.where(np.isnan(self.quality_), 0.0, train.weight).astype(np.float32))
-        check = self._validation(valid)
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
         rng = generator(self.seed + 1)
-        best, best_loss, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
-        for _ in range(self.p.epochs):
-            net.train()
+
+        def run_epoch() -> None:
             for fold in torch.tensor_split(torch.randperm(len(points), generator=rng), self.p.folds):
                 graph = self._fold_graph(fold.numpy(), links)
                 optimizer.zero_grad()
                 torch.autograd.backward(cell_loss(net(graph, fold), quality[fold], weight[fold]))
                 optimizer.step()
-            if check is None:
-                continue
-            loss = check(net)
-            import os
-            if os.environ.get("DBG"): print(_, round(loss, 4))
-            if loss < best_loss:
-                best, best_loss, stale = copy.deepcopy(net.state_dict()), loss, 0
-            elif (stale := stale + 1) >= self.p.patience:
-                break
-        if check is not None:
-            net.load_state_dict(best)
-        return net.eval()
+
+        with single_thread():
+            loss = self._validation(net, valid)
+            train_with_early_stopping(net, run_epoch, loss, self.p.epochs, self.p.patience)
+        return net
 
     def _fold_graph(self, fold: IntArray, links: tuple[IntArray, FloatMatrix]) -> Graph:
         """The training graph with `fold`'s outcome edges hidden; every prompt links to k context prompts."""
@@ -226,7 +207,7 @@ class GraphRouter(Router):
         similar = (index[dst, column], dst.astype(np.int64), similarity[dst, column])
         return build_graph(self.inputs_, outcome_edges(self.quality_, context), similar)
 
-    def _validation(self, valid: TrainingSet | None) -> Callable[[GraphNet], float] | None:
+    def _validation(self, net: GraphNet, valid: TrainingSet | None) -> Callable[[], float] | None:
         """Loss of a net on the validation prompts scored as new prompts, or None without usable rows."""
         if valid is None or valid.features is None:
             return None
@@ -236,10 +217,8 @@ class GraphRouter(Router):
         graph, rows = self._query_graph(valid.features)
         quality, mass = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (valid.quality, weight))
 
-        def loss(net: GraphNet) -> float:
-            net.eval()
-            with torch.no_grad():
-                return float(cell_loss(net(graph, rows), quality, mass))
+        def loss() -> float:
+            return float(cell_loss(net(graph, rows), quality, mass))
 
         return loss
 
@@ -247,7 +226,7 @@ class GraphRouter(Router):
         """New prompts joined to the full training graph through their nearest training prompts, and their rows."""
         new, base = self._inputs(features), len(self.inputs_)
         index, similarity = nearest(
-            unit_rows(new), unit_rows(self.inputs_.astype(np.float64)), self.p.neighbours, False
+            unit_rows(new.astype(np.float64)), unit_rows(self.inputs_.astype(np.float64)), self.p.neighbours, False
         )
         train_rows = np.repeat(np.arange(base, dtype=np.int64), self.neighbours_.shape[1])
         new_rows = base + np.repeat(np.arange(len(new), dtype=np.int64), index.shape[1])

@@ -5,7 +5,6 @@ Learns quality only (cost is each model's mean observed cost); it never decides 
 
 from __future__ import annotations
 
-import copy
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -13,10 +12,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from routers.base import Features, Router, State
-from routers.cost_model import broadcast, mean_costs, mean_qualities
+from routers.cost_model import broadcast, mean_costs
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.preprocessing import scaling, standardize
 from routers.torch_state import generator, load_module_state, module_state
+from routers.torch_training import (
+    cell_loss,
+    prior_logits,
+    seeded_init,
+    single_thread,
+    train_with_early_stopping,
+)
 
 NET_PREFIX = "net"
 """State names of the torch module's weights, e.g. `net.projection.weight`."""
@@ -64,24 +70,6 @@ class FactorizationNet(torch.nn.Module):
         return logits.squeeze(-1) + self.bias
 
 
-def seeded_init(module: torch.nn.Module, seed: int) -> None:
-    """Xavier-uniform matrices and zero vectors, drawn from a private generator (global RNG untouched)."""
-    rng = generator(seed)
-    with torch.no_grad():
-        for _, tensor in sorted(module.named_parameters()):
-            if tensor.dim() >= 2:
-                torch.nn.init.xavier_uniform_(tensor, generator=rng)
-            else:
-                tensor.zero_()
-
-
-def cell_loss(logits: torch.Tensor, quality: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Weighted binary cross-entropy over known cells (weight 0 elsewhere), self-normalised by the weights."""
-    target = torch.nan_to_num(quality, nan=0.0)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (bce * weight).sum() / weight.sum().clamp_min(1e-12)
-
-
 class MatrixFactorizationRouter(Router):
     """Prompt features (standardised) are projected into the latent space of learned per-model vectors."""
 
@@ -115,8 +103,7 @@ class MatrixFactorizationRouter(Router):
         net = FactorizationNet(train.features.shape[1], len(train.models), self.p.dim)
         seeded_init(net, self.seed)
         with torch.no_grad():
-            prior = np.clip(mean_qualities(train), 0.02, 0.98)
-            net.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
+            net.bias.copy_(prior_logits(train))
         self.net_ = self._train(net, self._tensors(train), self._tensors(valid))
 
     def _tensors(self, data: TrainingSet | None) -> Cells | None:
@@ -130,34 +117,26 @@ class MatrixFactorizationRouter(Router):
         return Cells(*(torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (x, data.quality, weight)))
 
     def _train(self, net: FactorizationNet, train: Cells | None, valid: Cells | None) -> FactorizationNet:
-        """Adam over shuffled prompt batches; keeps the weights of the best validation epoch."""
+        """AdamW over shuffled prompt batches, early-stopped on the validation loss."""
         assert train is not None
-        x, quality, weight = train
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
         rng = generator(self.seed + 1)
-        best, best_loss, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
-        for _ in range(self.p.epochs):
-            net.train()
-            for rows in torch.split(torch.randperm(len(x), generator=rng), self.p.batch_size):
-                optimizer.zero_grad()
-                torch.autograd.backward(cell_loss(net(x[rows]), quality[rows], weight[rows]))
-                optimizer.step()
-            if valid is None:
-                continue
-            loss = self._loss(net, valid)
-            if loss < best_loss:
-                best, best_loss, stale = copy.deepcopy(net.state_dict()), loss, 0
-            elif (stale := stale + 1) >= self.p.patience:
-                break
-        if valid is not None:
-            net.load_state_dict(best)
-        return net.eval()
 
-    @staticmethod
-    def _loss(net: FactorizationNet, data: Cells) -> float:
-        net.eval()
-        with torch.no_grad():
-            return float(cell_loss(net(data[0]), data[1], data[2]))
+        def run_epoch() -> None:
+            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.p.batch_size):
+                optimizer.zero_grad()
+                torch.autograd.backward(cell_loss(net(train.features[rows]), train.quality[rows], train.weight[rows]))
+                optimizer.step()
+
+        def validation_loss() -> float:
+            assert valid is not None
+            return float(cell_loss(net(valid.features), valid.quality, valid.weight))
+
+        with single_thread():
+            train_with_early_stopping(
+                net, run_epoch, None if valid is None else validation_loss, self.p.epochs, self.p.patience
+            )
+        return net
 
     def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:
         assert self.net_ is not None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.fast import FastFeaturizer, FastParams, clip, grams
-from features.prompt import normalise_prompt, prompt_from_messages, prompt_id
+from features.fast import FastFeaturizer, FastParams, grams
+from features.prompt import clip, normalise_prompt, prompt_from_messages, prompt_id
 from features.registry import build, restore
 from features.spec import FeatureSpec, FeatureSpecMismatch, check_compatible
 from features.text_stats import NAMES, prompt_stats

@@ -101,18 +101,20 @@ class CascadeRouter(Router):
             return  # no answer text (logged traffic without capture): verification falls back to the prompt
         prompts = [train.prompts[i] for i in rows]
         answers = [str(train.responses[i][j]) for i, j in zip(rows, models, strict=True)]
-        _, stats = answer_blocks(prompts, answers, self.p.hash_dims)
+        hashed, stats = answer_blocks(prompts, answers, self.p.hash_dims)
         self.answer_mean_, self.answer_scale_ = scaling(stats)
-        verifier_inputs = self._verifier_inputs(inputs[rows], prompts, answers, models)
         coef, intercept = fit_logistic_regression(
-            verifier_inputs, train.quality[rows, models], train.weight[rows, models], self.p.verifier_l2
+            self._stack(inputs[rows], hashed, stats, models),
+            train.quality[rows, models],
+            train.weight[rows, models],
+            self.p.verifier_l2,
         )
         self.verifier_coef_, self.verifier_intercept_ = coef, np.array([intercept])
 
-    def _verifier_inputs(
-        self, prompt_inputs: FloatMatrix, prompts: Sequence[str], answers: Sequence[str], models: np.ndarray
+    def _stack(
+        self, prompt_inputs: FloatMatrix, hashed: FloatMatrix, stats: FloatMatrix, models: np.ndarray
     ) -> FloatMatrix:
-        hashed, stats = answer_blocks(prompts, answers, self.p.hash_dims)
+        """Verifier inputs: prompt features ⊕ hashed answer tokens ⊕ standardised answer stats ⊕ one-hot model."""
         one_hot = np.eye(len(self.models_))[np.asarray(models, dtype=np.intp)]
         return np.hstack([prompt_inputs, hashed, standardize(stats, self.answer_mean_, self.answer_scale_), one_hot])
 
@@ -143,8 +145,8 @@ class CascadeRouter(Router):
     ) -> FloatMatrix:
         if self.verifier_coef_.size == 0:
             return logistic_probability(inputs, self.prompt_coef_[column], float(self.prompt_intercept_[column]))
-        models = np.full(len(inputs), column)
-        verifier_inputs = self._verifier_inputs(inputs, list(prompts), list(answers), models)
+        hashed, stats = answer_blocks(list(prompts), list(answers), self.p.hash_dims)
+        verifier_inputs = self._stack(inputs, hashed, stats, np.full(len(inputs), column))
         return logistic_probability(verifier_inputs, self.verifier_coef_, float(self.verifier_intercept_[0]))
 
     def escalations(self, prompts: Sequence[str], answers: Sequence[str], cost_weight: float) -> np.ndarray:

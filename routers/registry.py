@@ -56,5 +56,5 @@ def load_custom(path: str) -> type[Router]:
     if missing or getattr(cls, "__abstractmethods__", None):
         raise RouterError(f"custom router {path!r} does not implement {missing or sorted(cls.__abstractmethods__)}")
     if getattr(cls, "family", None) != "custom":
-        raise RouterError(f"custom router {path!r} must set the class attribute family = \"custom\"")
+        raise RouterError(f'custom router {path!r} must set the class attribute family = "custom"')
     return cls

@@ -95,9 +95,7 @@ def routing_report(data: RoutingData) -> Report:
 
 
 def _score(data: RoutingData) -> _Scored:
-    curve = sweep(
-        data.quality, data.cost, data.pred_quality, data.pred_cost, cost_weight_grid(data.pred_cost)
-    )
+    curve = sweep(data.quality, data.cost, data.pred_quality, data.pred_cost, cost_weight_grid(data.pred_cost))
     singles = single_model_points(data.quality, data.cost)
     oracle = OperatingPoint(*outcome_of(oracle_choice(data.quality, data.cost), data.quality, data.cost))
     decisions = OperatingPoint(*outcome_of(data.chosen, data.quality, data.cost))

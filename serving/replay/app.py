@@ -31,9 +31,7 @@ def create_app(settings: ReplaySettings) -> FastAPI:
         app.state.replay = build_state(settings)
         yield
 
-    app = FastAPI(
-        title="RouteIQ replay provider", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
-    )
+    app = FastAPI(title="RouteIQ replay provider", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(models.router)
     app.include_router(chat_completions.router)
     app.add_exception_handler(ReplayError, _replay_error)
@@ -62,9 +60,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     where = f"{request.method} {request.url.path}"
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-        return error_response(
-            MethodNotAllowedError(f"{where} is not allowed; this server serves {SERVED_ROUTES}.")
-        )
+        return error_response(MethodNotAllowedError(f"{where} is not allowed; this server serves {SERVED_ROUTES}."))
     return error_response(UnknownRouteError(f"{where} does not exist; this server serves {SERVED_ROUTES}."))
 
 

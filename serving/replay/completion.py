@@ -49,9 +49,7 @@ def completion_body(answer: Answer) -> bytes:
     """The non-streamed `chat.completion` JSON."""
     message = {"role": "assistant", "content": answer.record.text, "refusal": None}
     choice = {"index": 0, "message": message, "finish_reason": FINISH_REASON, "logprobs": None}
-    return orjson.dumps(
-        {**answer.head("chat.completion"), "choices": [choice], "usage": answer.record.usage()}
-    )
+    return orjson.dumps({**answer.head("chat.completion"), "choices": [choice], "usage": answer.record.usage()})
 
 
 def split_text(text: str, pieces: int = STREAM_PIECES) -> list[str]:
@@ -62,9 +60,7 @@ def split_text(text: str, pieces: int = STREAM_PIECES) -> list[str]:
     return [text[start : start + size] for start in range(0, len(text), size)]
 
 
-async def stream_events(
-    answer: Answer, delay: Delay, include_usage: bool, broken: bool
-) -> AsyncIterator[bytes]:
+async def stream_events(answer: Answer, delay: Delay, include_usage: bool, broken: bool) -> AsyncIterator[bytes]:
     """SSE events: role chunk, content chunks, final `stop` chunk, optional usage chunk, `[DONE]`.
 
     A broken stream stops after the role chunk and the first half of the content chunks, and the

@@ -86,9 +86,7 @@ def invalid_request(errors: list[ErrorDetails]) -> InvalidRequestError:
     """The 400 error for pydantic errors: the first one names the parameter, the rest are counted."""
     first = errors[0]
     if first["type"] == "json_invalid":
-        return InvalidRequestError(
-            f"The request body is not valid JSON ({first['msg']}); send a JSON object."
-        )
+        return InvalidRequestError(f"The request body is not valid JSON ({first['msg']}); send a JSON object.")
     param = ".".join(str(part) for part in first["loc"]) or None
     where = f"`{param}`" if param else "the request body"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -21,9 +21,7 @@ DEFAULT_PORT = 8100
 START_TIMEOUT_SECONDS = 30.0
 
 
-def server_config(
-    settings: ReplaySettings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
-) -> uvicorn.Config:
+def server_config(settings: ReplaySettings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> uvicorn.Config:
     """The uvicorn config: no access log, since the replay server sits under latency benchmarks."""
     return uvicorn.Config(
         create_app(settings), host=host, port=port, log_level="warning", access_log=False, lifespan="on"

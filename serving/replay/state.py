@@ -33,8 +33,7 @@ def build_state(settings: ReplaySettings) -> ReplayState:
     """Load the outcomes file and seed the RNG."""
     index = load_index(settings.outcomes)
     models = [
-        {"id": model, "object": "model", "created": index.modified, "owned_by": OWNED_BY}
-        for model in index.models
+        {"id": model, "object": "model", "created": index.modified, "owned_by": OWNED_BY} for model in index.models
     ]
     return ReplayState(
         settings=settings,

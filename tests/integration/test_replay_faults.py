@@ -56,9 +56,7 @@ def _ask(client: OpenAI, model: str, **kwargs: Any) -> Any:
 
 def test_latency_override_delays_the_answer(outcomes: Path, sdk: Any) -> None:
     # Default 0 ms, 200 ms for SLOW only: were overrides ignored, the call would not wait.
-    client = sdk(
-        ReplaySettings(outcomes=outcomes, latency=LatencyModel(models={SLOW: Latency(ttft_ms=200.0)}))
-    )
+    client = sdk(ReplaySettings(outcomes=outcomes, latency=LatencyModel(models={SLOW: Latency(ttft_ms=200.0)})))
     started = time.perf_counter()
     answer = _ask(client, SLOW)
     assert time.perf_counter() - started >= 0.2

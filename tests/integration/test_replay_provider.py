@@ -66,9 +66,7 @@ def _client(base_url: str, **kwargs: Any) -> OpenAI:
 
 
 def _ask(client: OpenAI, model: str, prompt: str, **kwargs: Any) -> Any:
-    return client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": prompt}], **kwargs
-    )
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}], **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +93,7 @@ def test_models_lists_exactly_the_models_in_the_file(client: OpenAI) -> None:
 
 
 def test_answer_is_the_recorded_text_with_recorded_usage_and_cost(client: OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(
-        model=ALPHA, messages=[{"role": "user", "content": ADD}]
-    )
+    raw = client.chat.completions.with_raw_response.create(model=ALPHA, messages=[{"role": "user", "content": ADD}])
     completion = raw.parse()
     assert raw.headers[PROMPT_ID_HEADER] == prompt_id(ADD)
     assert completion.object == "chat.completion"
@@ -204,10 +200,7 @@ def test_async_client_concurrent_requests(base_url: str) -> None:
         async with AsyncOpenAI(base_url=base_url, api_key="replay", max_retries=0) as sdk:
             asks = [(ALPHA, ADD), (BETA, ADD), (ALPHA, HAIKU), (BETA, HAIKU)]
             answers = await asyncio.gather(
-                *(
-                    sdk.chat.completions.create(model=m, messages=[{"role": "user", "content": p}])
-                    for m, p in asks
-                )
+                *(sdk.chat.completions.create(model=m, messages=[{"role": "user", "content": p}]) for m, p in asks)
             )
             stream = await sdk.chat.completions.create(
                 model=ALPHA, messages=[{"role": "user", "content": HAIKU}], stream=True
@@ -265,9 +258,7 @@ def test_replays_real_routerbench_answers(data_dir: Path, tmp_path: Path) -> Non
     for row in table.slice(0, 5000).to_pylist():
         first_per_model.setdefault(row["model"], row)
     with running(ReplaySettings(outcomes=tmp_path / "routerbench.parquet")) as url, _client(url) as sdk:
-        assert [model.id for model in sdk.models.list().data] == sorted(
-            set(table.column("model").to_pylist())
-        )
+        assert [model.id for model in sdk.models.list().data] == sorted(set(table.column("model").to_pylist()))
         for model, row in sorted(first_per_model.items()):
             answer = _ask(sdk, model, row["prompt"])
             assert answer.choices[0].message.content == (row["response"] or "")

@@ -16,9 +16,7 @@ from features import schema
 
 def _routeiq(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("routeiq", path=str(Path(sys.executable).parent)) or "routeiq"
-    return subprocess.run(
-        [exe, *args], check=False, capture_output=True, text=True, timeout=300, env=os.environ.copy()
-    )
+    return subprocess.run([exe, *args], check=False, capture_output=True, text=True, timeout=300, env=os.environ.copy())
 
 
 def test_import_then_summary(data_dir: Path, tmp_path: Path) -> None:
@@ -40,10 +38,7 @@ def test_import_then_summary(data_dir: Path, tmp_path: Path) -> None:
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     done = _routeiq("data", "import", "nope", str(tmp_path), "--out", str(tmp_path / "x.parquet"))
     assert done.returncode == 2
-    assert (
-        done.stderr.strip()
-        == "error: unknown source 'nope'; choose one of routerbench, llmrouter, routerarena"
-    )
+    assert done.stderr.strip() == "error: unknown source 'nope'; choose one of routerbench, llmrouter, routerarena"
     missing = _routeiq("data", "summary", str(tmp_path / "missing.parquet"))
     assert missing.returncode == 2
     assert "create it with 'routeiq data import'" in missing.stderr

@@ -171,9 +171,7 @@ def _write_inputs(tmp_path: Path) -> tuple[Path, Path]:
     pq.write_table(_table(), outcomes)
     decisions = tmp_path / "decisions.jsonl"
     lines = [json.dumps(d) for d in _decisions()]
-    decisions.write_text(
-        "\n".join([lines[0], "", *lines[1:]]) + "\n", encoding="utf-8"
-    )  # a blank line is skipped
+    decisions.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n", encoding="utf-8")  # a blank line is skipped
     return outcomes, decisions
 
 
@@ -213,10 +211,6 @@ def test_run_eval_input_errors(tmp_path: Path) -> None:
 
 def test_load_decisions_names_the_line_of_a_bad_record(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
-    path.write_text(
-        "\n" + json.dumps(_decision("p1")) + "\n" + json.dumps({"id": 3}) + "\n", encoding="utf-8"
-    )
-    with pytest.raises(
-        EvaluationInputError, match=r"decisions\.jsonl line 3: 'id' and 'model' must be strings"
-    ):
+    path.write_text("\n" + json.dumps(_decision("p1")) + "\n" + json.dumps({"id": 3}) + "\n", encoding="utf-8")
+    with pytest.raises(EvaluationInputError, match=r"decisions\.jsonl line 3: 'id' and 'model' must be strings"):
         load_decisions(path)

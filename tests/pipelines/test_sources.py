@@ -56,9 +56,7 @@ def test_routerbench_empty_cells_stay_null(routerbench: Imported, data_dir: Path
 
 def test_routerbench_list_literal_prompts_are_joined(routerbench: Imported, data_dir: Path) -> None:
     table, _ = routerbench
-    raw = next(
-        r for r in _raw_rows(data_dir, "arc_challenge_train.csv") if len(ast.literal_eval(r["prompt"])) > 1
-    )
+    raw = next(r for r in _raw_rows(data_dir, "arc_challenge_train.csv") if len(ast.literal_eval(r["prompt"])) > 1)
     parts = ast.literal_eval(raw["prompt"])
     prompts = set(table[schema.PROMPT].to_pylist())
     assert "\n".join(parts).strip() in prompts
@@ -98,9 +96,7 @@ def test_llmrouter_costs_are_estimated_from_prices_and_tokens(llmrouter: Importe
     query = next(json.loads(line) for line in lines if json.loads(line)["query"] == item["question"])
     model = "qwen2.5-7b-instruct"
     row = next(
-        r
-        for r in table.to_pylist()
-        if r[schema.PROMPT_ID] == prompt_id(item["question"]) and r[schema.MODEL] == model
+        r for r in table.to_pylist() if r[schema.PROMPT_ID] == prompt_id(item["question"]) and r[schema.MODEL] == model
     )
     # cost = (input tokens × input price + output tokens × output price) / 1e6, tokens = ceil(chars / 4)
     expected = (
@@ -139,9 +135,7 @@ def test_routerarena_tokens_recorded_and_cost_priced(routerarena: Imported, data
         usage["output_tokens"],
     )
     # claude-3-haiku: $0.25 / $1.25 per million input / output tokens in cost.json
-    assert row[schema.COST_USD] == pytest.approx(
-        (usage["input_tokens"] * 0.25 + usage["output_tokens"] * 1.25) / 1e6
-    )
+    assert row[schema.COST_USD] == pytest.approx((usage["input_tokens"] * 0.25 + usage["output_tokens"] * 1.25) / 1e6)
     assert row[schema.COST_USD] == pytest.approx(line["evaluation_result"]["inference_cost"])
     assert row[schema.COST_SOURCE] == schema.COST_PRICED
     assert row[schema.RESPONSE] == line["generated_answer"]

@@ -120,6 +120,4 @@ def test_routing_data_rejects_unknown_outcomes() -> None:
     with pytest.raises(ValueError, match="finite"):
         RoutingData(("a", "b"), quality, np.ones((1, 2)), np.ones((1, 2)), np.ones((1, 2)), np.array([0]))
     with pytest.raises(ValueError, match="shape"):
-        RoutingData(
-            ("a", "b"), np.ones((1, 3)), np.ones((1, 2)), np.ones((1, 2)), np.ones((1, 2)), np.array([0])
-        )
+        RoutingData(("a", "b"), np.ones((1, 3)), np.ones((1, 2)), np.ones((1, 2)), np.ones((1, 2)), np.array([0]))

@@ -90,18 +90,12 @@ def test_zero_rates_draw_nothing_and_rate_one_always_fires(tmp_path: Path) -> No
 
 def test_faults_are_seeded_and_ordered(tmp_path: Path) -> None:
     with pytest.raises(RateLimitError) as caught:
-        draw_faults(
-            ReplaySettings(outcomes=tmp_path / "o", rate_limit_rate=1, error_rate=1), random.Random(), False
-        )
+        draw_faults(ReplaySettings(outcomes=tmp_path / "o", rate_limit_rate=1, error_rate=1), random.Random(), False)
     assert caught.value.headers() == {"Retry-After": "1"}
     with pytest.raises(UpstreamError):
         draw_faults(ReplaySettings(outcomes=tmp_path / "o", error_rate=1), random.Random(), False)
-    settings = ReplaySettings(
-        outcomes=tmp_path / "o", stall_rate=0.5, stall_seconds=2.0, broken_stream_rate=0.5
-    )
-    runs = [
-        [draw_faults(settings, rng, True) for _ in range(40)] for rng in (random.Random(5), random.Random(5))
-    ]
+    settings = ReplaySettings(outcomes=tmp_path / "o", stall_rate=0.5, stall_seconds=2.0, broken_stream_rate=0.5)
+    runs = [[draw_faults(settings, rng, True) for _ in range(40)] for rng in (random.Random(5), random.Random(5))]
     assert runs[0] == runs[1]
     assert {f.stall_seconds for f in runs[0]} == {0.0, 2.0} and {f.broken_stream for f in runs[0]} == {
         True,

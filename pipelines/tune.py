@@ -16,7 +16,7 @@ import optuna
 from pydantic import BaseModel
 
 from registry import names
-from routers.base import Router
+from routers.base import AnyRouter
 from routers.dataset import TrainingSet
 from routers.scoring import headline, score
 
@@ -36,8 +36,8 @@ class StudyResult:
 
 
 def fit_and_score(
-    cls: type[Router], params: BaseModel, train: TrainingSet, valid: TrainingSet, seed: int
-) -> tuple[Router, dict[str, float]]:
+    cls: type[AnyRouter], params: BaseModel, train: TrainingSet, valid: TrainingSet, seed: int
+) -> tuple[AnyRouter, dict[str, float]]:
     """Fit one configuration and return it with its validation metrics."""
     router = cls(params, seed=seed).fit(train, valid)
     assert valid.features is not None
@@ -45,7 +45,7 @@ def fit_and_score(
 
 
 def run_study(
-    cls: type[Router],
+    cls: type[AnyRouter],
     train: TrainingSet,
     valid: TrainingSet,
     *,

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 from features.base import Featurizer
 from features.registry import restore
 from features.spec import FeatureSpec
-from routers.base import Router, RouterError
+from routers.base import AnyRouter, RouterError
 from routers.registry import family_class
 from routers.signing import SignatureError, Signer, Verifier
 
@@ -37,12 +37,12 @@ class ArtifactError(ValueError):
 class LoadedRouter:
     """A verified artifact: the router, its fitted featurizer, and its metadata."""
 
-    router: Router
+    router: AnyRouter
     featurizer: Featurizer
     meta: dict[str, Any]
 
 
-def save(directory: Path, router: Router, featurizer: Featurizer, signer: Signer | None = None) -> dict[str, Any]:
+def save(directory: Path, router: AnyRouter, featurizer: Featurizer, signer: Signer | None = None) -> dict[str, Any]:
     """Write the artifact into `directory` (created); returns the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     meta = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,9 +37,12 @@ class Prediction(NamedTuple):
     cost: FloatMatrix
 
 
-class Router(ABC):
-    """Subclasses set `family`, `Params` (a frozen pydantic model) and `features`, and implement
-    `_fit` and `_predict`. Learned state lives in attributes ending in `_`, set in `fit`."""
+P = TypeVar("P", bound=BaseModel)
+
+
+class Router(ABC, Generic[P]):
+    """Subclasses (`class KnnRouter(Router[KnnParams])`) set `family`, `Params` (a frozen pydantic model) and
+    `features`, and implement `_fit` and `_predict`. Learned state lives in attributes ending in `_`."""
 
     family: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
@@ -47,9 +50,10 @@ class Router(ABC):
     """Name of the featurizer (features/registry.py) whose output `predict` takes."""
 
     def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
-        self.params = params if params is not None else self.Params()
-        if not isinstance(self.params, self.Params):
-            raise RouterError(f"{self.family} takes {self.Params.__name__}, got {type(self.params).__name__}")
+        chosen = params if params is not None else self.Params()
+        if not isinstance(chosen, self.Params):
+            raise RouterError(f"{self.family} takes {self.Params.__name__}, got {type(chosen).__name__}")
+        self.params: P = cast(P, chosen)
         self.seed = seed
         self.models_: tuple[str, ...] = ()
 
@@ -102,3 +106,7 @@ class Router(ABC):
     def set_state(self, state: State) -> None:
         for key, value in state.items():
             setattr(self, f"{key}_", value)
+
+
+AnyRouter = Router[Any]
+"""A router of any family, where the parameter type does not matter (registry, artifacts, serving)."""

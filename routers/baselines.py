@@ -11,12 +11,12 @@ import hashlib
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from routers.base import Features, Router, RouterError
+from routers.base import Features, NoParams, Router, RouterError
 from routers.cost_model import broadcast, mean_costs, mean_qualities
 from routers.dataset import FloatMatrix, TrainingSet
 
 
-class CheapestRouter(Router):
+class CheapestRouter(Router[NoParams]):
     """Equal quality for every candidate, the mean observed cost: the cheapest candidate always wins."""
 
     family = "cheapest"
@@ -29,7 +29,7 @@ class CheapestRouter(Router):
         return np.zeros((rows, len(self.models_))), broadcast(self.cost_, rows)
 
 
-class StrongestRouter(Router):
+class StrongestRouter(Router[NoParams]):
     """Quality 1 for the model with the best mean training quality, 0 otherwise, and no cost: it always wins."""
 
     family = "strongest"
@@ -50,14 +50,14 @@ class FixedParams(BaseModel):
     """The model always chosen; empty means the first model in training order."""
 
 
-class FixedRouter(Router):
+class FixedRouter(Router[FixedParams]):
     """Always the configured model."""
 
     family = "fixed"
     Params = FixedParams
 
     def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
-        name = self.params.model_dump()["model"] or train.models[0]
+        name = self.params.model or train.models[0]
         if name not in train.models:
             raise RouterError(f"fixed model {name!r} is not among the training models {list(train.models)}")
         self.quality_ = (np.asarray(train.models) == name).astype(np.float64)
@@ -67,7 +67,7 @@ class FixedRouter(Router):
         return broadcast(self.quality_, rows), np.zeros((rows, len(self.models_)))
 
 
-class RandomRouter(Router):
+class RandomRouter(Router[NoParams]):
     """A uniform random candidate per prompt, fixed by the prompt's features and the seed (repeatable)."""
 
     family = "random"
@@ -84,7 +84,7 @@ class RandomRouter(Router):
         return np.random.default_rng(int.from_bytes(digest[:8], "big")).random(len(self.models_))
 
 
-class OracleRouter(Router):
+class OracleRouter(Router[NoParams]):
     """Memorises the true outcomes of the prompts it is fitted on and predicts exactly those (evaluation only)."""
 
     family = "oracle"

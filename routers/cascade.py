@@ -38,18 +38,13 @@ class CascadeParams(BaseModel):
     verifier_l2: float = Field(default=0.03, gt=0.0)
 
 
-class CascadeRouter(Router):
+class CascadeRouter(Router[CascadeParams]):
     """predict: every model's expected quality from the prompt alone. Two-step decision: `first_model()`,
     then `escalate(prompt, answer, cost_weight)` using a verifier of recorded answers."""
 
     family = "cascade"
     Params = CascadeParams
     features = "text"
-
-    @property
-    def p(self) -> CascadeParams:
-        assert isinstance(self.params, CascadeParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> CascadeParams:
@@ -67,12 +62,12 @@ class CascadeRouter(Router):
             train.models,
             mean_qualities(train),
             self.cost_,
-            self.p.quality_gap,
-            cheap=self.p.cheap_model,
-            strong=self.p.strong_model,
+            self.params.quality_gap,
+            cheap=self.params.cheap_model,
+            strong=self.params.strong_model,
         )
         self.pair_ = np.array([cheap, strong], dtype=np.int64)
-        hashed, stats = prompt_blocks(train.prompts, self.p.hash_dims, self.p.tail_chars)
+        hashed, stats = prompt_blocks(train.prompts, self.params.hash_dims, self.params.tail_chars)
         self.prompt_mean_, self.prompt_scale_ = scaling(stats)
         inputs = np.hstack([hashed, standardize(stats, self.prompt_mean_, self.prompt_scale_)])
         observed = train.known & (train.weight > 0)
@@ -81,7 +76,7 @@ class CascadeRouter(Router):
                 inputs[observed[:, j]],
                 train.quality[observed[:, j], j],
                 train.weight[observed[:, j], j],
-                self.p.prompt_l2,
+                self.params.prompt_l2,
             )
             for j in range(len(train.models))
         ]
@@ -101,13 +96,13 @@ class CascadeRouter(Router):
             return  # no answer text (logged traffic without capture): verification falls back to the prompt
         prompts = [train.prompts[i] for i in rows]
         answers = [str(train.responses[i][j]) for i, j in zip(rows, models, strict=True)]
-        hashed, stats = answer_blocks(prompts, answers, self.p.hash_dims)
+        hashed, stats = answer_blocks(prompts, answers, self.params.hash_dims)
         self.answer_mean_, self.answer_scale_ = scaling(stats)
         coef, intercept = fit_logistic_regression(
             self._stack(inputs[rows], hashed, stats, models),
             train.quality[rows, models],
             train.weight[rows, models],
-            self.p.verifier_l2,
+            self.params.verifier_l2,
         )
         self.verifier_coef_, self.verifier_intercept_ = coef, np.array([intercept])
 
@@ -119,7 +114,7 @@ class CascadeRouter(Router):
         return np.hstack([prompt_inputs, hashed, standardize(stats, self.answer_mean_, self.answer_scale_), one_hot])
 
     def _prompt_inputs(self, prompts: Sequence[str]) -> FloatMatrix:
-        hashed, stats = prompt_blocks(prompts, self.p.hash_dims, self.p.tail_chars)
+        hashed, stats = prompt_blocks(prompts, self.params.hash_dims, self.params.tail_chars)
         return np.hstack([hashed, standardize(stats, self.prompt_mean_, self.prompt_scale_)])
 
     def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:
@@ -145,7 +140,7 @@ class CascadeRouter(Router):
     ) -> FloatMatrix:
         if self.verifier_coef_.size == 0:
             return logistic_probability(inputs, self.prompt_coef_[column], float(self.prompt_intercept_[column]))
-        hashed, stats = answer_blocks(list(prompts), list(answers), self.p.hash_dims)
+        hashed, stats = answer_blocks(list(prompts), list(answers), self.params.hash_dims)
         verifier_inputs = self._stack(inputs, hashed, stats, np.full(len(inputs), column))
         return logistic_probability(verifier_inputs, self.verifier_coef_, float(self.verifier_intercept_[0]))
 

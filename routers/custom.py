@@ -26,17 +26,12 @@ class CustomParams(BaseModel):
     """Pseudo-prompts at the model's global mean quality added to every cluster."""
 
 
-class CustomRouter(Router):
+class CustomRouter(Router[CustomParams]):
     """Per-cluster prior: a prompt gets, for each model, the shrunk weighted mean quality of its cluster."""
 
     family = "custom"
     Params = CustomParams
     features = "fast"
-
-    @property
-    def p(self) -> CustomParams:
-        assert isinstance(self.params, CustomParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> CustomParams:
@@ -51,7 +46,7 @@ class CustomRouter(Router):
         from sklearn.cluster import KMeans
 
         points = np.asarray(train.features, dtype=np.float64)
-        clusters = min(self.p.clusters, len(np.unique(points, axis=0)))
+        clusters = min(self.params.clusters, len(np.unique(points, axis=0)))
         kmeans = KMeans(n_clusters=clusters, n_init=3, random_state=self.seed).fit(points)
         # Learned state: numpy attributes ending in `_`, saved and restored by the base class.
         self.centroids_ = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
@@ -67,8 +62,8 @@ class CustomRouter(Router):
         mass, count = member @ weight, member @ observed.astype(np.float64)
         local = np.where(mass > 0, (member @ (weight * quality)) / np.maximum(mass, 1e-12), 0.0)
         prior = mean_qualities(train)[None, :]
-        shrunk = (count * local + self.p.shrinkage * prior) / np.maximum(count + self.p.shrinkage, 1e-12)
-        return np.asarray(np.where(count + self.p.shrinkage > 0, shrunk, prior), dtype=np.float64)
+        shrunk = (count * local + self.params.shrinkage * prior) / np.maximum(count + self.params.shrinkage, 1e-12)
+        return np.asarray(np.where(count + self.params.shrinkage > 0, shrunk, prior), dtype=np.float64)
 
     def _assign(self, points: FloatMatrix) -> np.ndarray:
         """Index of the nearest centroid, computed in numpy so predictions are exact after loading."""

@@ -100,7 +100,7 @@ def sample_sample_loss(prompts: torch.Tensor, cluster: torch.Tensor, temperature
     return terms[same].mean()
 
 
-class DualContrastiveRouter(Router):
+class DualContrastiveRouter(Router[DualContrastiveParams]):
     """Routes by the calibrated similarity of a prompt's embedding to each model's embedding."""
 
     family = "dual_contrastive"
@@ -110,11 +110,6 @@ class DualContrastiveRouter(Router):
     def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
         super().__init__(params, seed=seed)
         self.net_: DualEncoder | None = None
-
-    @property
-    def p(self) -> DualContrastiveParams:
-        assert isinstance(self.params, DualContrastiveParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> DualContrastiveParams:
@@ -134,11 +129,11 @@ class DualContrastiveRouter(Router):
         assert train.features is not None
         self.mean_, self.scale_ = scaling(train.features)
         self.cost_ = mean_costs(train)
-        net = DualEncoder(train.features.shape[1], len(train.models), self.p.hidden, self.p.dim)
+        net = DualEncoder(train.features.shape[1], len(train.models), self.params.hidden, self.params.dim)
         seeded_init(net, self.seed)
         inputs = self._inputs(train.features)
         # Never more clusters than distinct prompts (truncated embeddings of few-shot prompts often coincide).
-        count = min(self.p.clusters, len(np.unique(inputs, axis=0)))
+        count = min(self.params.clusters, len(np.unique(inputs, axis=0)))
         labels = KMeans(count, random_state=self.seed, n_init=3).fit_predict(inputs)
         self.net_ = self._train(net, self._cells(train, labels), self._cells(valid, None))
         self.slope_, self.intercept_ = self._calibration(train, valid)
@@ -163,7 +158,7 @@ class DualContrastiveRouter(Router):
         seen = weight > 0
         if not seen.any():
             return 0.0, logit(float(prior))
-        return fit_logistic(margin[seen], quality[seen], weight[seen], ridge=self.p.calibration_penalty)
+        return fit_logistic(margin[seen], quality[seen], weight[seen], ridge=self.params.calibration_penalty)
 
     def _inputs(self, features: Features) -> npt.NDArray[np.float32]:
         return np.asarray(standardize(features, self.mean_, self.scale_), dtype=np.float32)
@@ -182,19 +177,23 @@ class DualContrastiveRouter(Router):
 
     def _loss(self, net: DualEncoder, cells: Cells) -> torch.Tensor:
         prompts, cosine = net(cells.features)
-        loss = sample_llm_loss(cosine, cells, self.p.temperature)
-        if self.p.sample_weight > 0 and bool((cells.cluster >= 0).all()):
-            loss = loss + self.p.sample_weight * sample_sample_loss(prompts, cells.cluster, self.p.temperature)
+        loss = sample_llm_loss(cosine, cells, self.params.temperature)
+        if self.params.sample_weight > 0 and bool((cells.cluster >= 0).all()):
+            loss = loss + self.params.sample_weight * sample_sample_loss(
+                prompts, cells.cluster, self.params.temperature
+            )
         return loss
 
     def _train(self, net: DualEncoder, train: Cells | None, valid: Cells | None) -> DualEncoder:
         """AdamW over shuffled prompt batches, early-stopped on the validation loss."""
         assert train is not None
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
+        )
         rng = generator(self.seed + 1)
 
         def run_epoch() -> None:
-            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.p.batch_size):
+            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.params.batch_size):
                 optimizer.zero_grad()
                 torch.autograd.backward(self._loss(net, Cells(*(t[rows] for t in train))))
                 optimizer.step()
@@ -205,7 +204,7 @@ class DualContrastiveRouter(Router):
 
         with single_thread():
             train_with_early_stopping(
-                net, run_epoch, None if valid is None else validation_loss, self.p.epochs, self.p.patience
+                net, run_epoch, None if valid is None else validation_loss, self.params.epochs, self.params.patience
             )
         return net
 

@@ -29,17 +29,12 @@ class EloParams(BaseModel):
     """Comparisons at which a model's rating-based quality and its plain mean quality weigh the same."""
 
 
-class EloRouter(Router):
+class EloRouter(Router[EloParams]):
     """Bradley–Terry strengths by the MM algorithm, a logistic map rating → mean quality, blended with the
     weighted mean quality by each model's number of comparisons (logged traffic has none: the mean rules)."""
 
     family = "elo"
     Params = EloParams
-
-    @property
-    def p(self) -> EloParams:
-        assert isinstance(self.params, EloParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> EloParams:
@@ -57,7 +52,7 @@ class EloRouter(Router):
         slope, intercept = fit_logistic(self.rating_, mean, evidence)
         # A higher rating never means a lower quality; equal ratings give every model the overall mean.
         rated = sigmoid(max(slope, 0.0) * self.rating_ + intercept)
-        trust = games.sum(axis=1) / np.maximum(games.sum(axis=1) + self.p.blend, 1e-12)
+        trust = games.sum(axis=1) / np.maximum(games.sum(axis=1) + self.params.blend, 1e-12)
         self.quality_ = np.clip(trust * rated + (1.0 - trust) * mean, 0.0, 1.0)
         self.cost_ = mean_costs(train)
 
@@ -65,11 +60,11 @@ class EloRouter(Router):
         """Hunter's MM updates for Bradley–Terry, each model also playing `prior` wins and losses against a
         virtual model of strength 1 (which also fixes the scale)."""
         games = wins + wins.T
-        won = wins.sum(axis=1) + self.p.prior
+        won = wins.sum(axis=1) + self.params.prior
         strength = np.ones(len(wins))
-        for _ in range(self.p.iterations):
+        for _ in range(self.params.iterations):
             pair = games / (strength[:, None] + strength[None, :])
-            updated = np.asarray(won / (pair.sum(axis=1) + 2.0 * self.p.prior / (strength + 1.0)), np.float64)
+            updated = np.asarray(won / (pair.sum(axis=1) + 2.0 * self.params.prior / (strength + 1.0)), np.float64)
             if np.abs(np.log(updated) - np.log(strength)).max() < 1e-10:
                 return updated
             strength = updated

@@ -129,7 +129,7 @@ def outcome_edges(quality: FloatMatrix, context: npt.NDArray[np.bool_]) -> dict[
     }
 
 
-class GraphRouter(Router):
+class GraphRouter(Router[GraphParams]):
     """Training prompts, their outcome edges and their similarity links form the graph new prompts join."""
 
     family = "graph"
@@ -139,11 +139,6 @@ class GraphRouter(Router):
     def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
         super().__init__(params, seed=seed)
         self.net_: GraphNet | None = None
-
-    @property
-    def p(self) -> GraphParams:
-        assert isinstance(self.params, GraphParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> GraphParams:
@@ -162,7 +157,7 @@ class GraphRouter(Router):
         self.cost_ = mean_costs(train)
         self.inputs_ = self._inputs(train.features)
         self.quality_ = np.where(train.known & (train.weight > 0), train.quality, np.nan)
-        net = GraphNet(self.inputs_.shape[1], len(train.models), self.p.dim, self.p.layers)
+        net = GraphNet(self.inputs_.shape[1], len(train.models), self.params.dim, self.params.layers)
         seeded_init(net, self.seed)
         with torch.no_grad():
             # Start from each model's base rate: the edge head adds nothing until it has learned something.
@@ -176,16 +171,21 @@ class GraphRouter(Router):
     def _train(self, net: GraphNet, train: TrainingSet, valid: TrainingSet | None) -> GraphNet:
         """AdamW over folds of prompts; keeps the weights of the best validation epoch."""
         points = unit_rows(self.inputs_.astype(np.float64))
-        spare = -(-self.p.neighbours * self.p.folds // (self.p.folds - 1)) + 4
+        spare = -(-self.params.neighbours * self.params.folds // (self.params.folds - 1)) + 4
         links = nearest(points, points, spare, True)
-        self.neighbours_, self.similarity_ = links[0][:, : self.p.neighbours], links[1][:, : self.p.neighbours]
+        self.neighbours_, self.similarity_ = (
+            links[0][:, : self.params.neighbours],
+            links[1][:, : self.params.neighbours],
+        )
         quality = torch.from_numpy(self.quality_.astype(np.float32))
         weight = torch.from_numpy(np.where(np.isnan(self.quality_), 0.0, train.weight).astype(np.float32))
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
+        )
         rng = generator(self.seed + 1)
 
         def run_epoch() -> None:
-            for fold in torch.tensor_split(torch.randperm(len(points), generator=rng), self.p.folds):
+            for fold in torch.tensor_split(torch.randperm(len(points), generator=rng), self.params.folds):
                 graph = self._fold_graph(fold.numpy(), links)
                 optimizer.zero_grad()
                 torch.autograd.backward(cell_loss(net(graph, fold), quality[fold], weight[fold]))
@@ -193,7 +193,7 @@ class GraphRouter(Router):
 
         with single_thread():
             loss = self._validation(net, valid)
-            train_with_early_stopping(net, run_epoch, loss, self.p.epochs, self.p.patience)
+            train_with_early_stopping(net, run_epoch, loss, self.params.epochs, self.params.patience)
         return net
 
     def _fold_graph(self, fold: IntArray, links: tuple[IntArray, FloatMatrix]) -> Graph:
@@ -202,7 +202,7 @@ class GraphRouter(Router):
         context[fold] = False
         index, similarity = links
         usable = context[index]
-        keep = usable & (np.cumsum(usable, axis=1) <= self.p.neighbours)
+        keep = usable & (np.cumsum(usable, axis=1) <= self.params.neighbours)
         dst, column = np.nonzero(keep)
         similar = (index[dst, column], dst.astype(np.int64), similarity[dst, column])
         return build_graph(self.inputs_, outcome_edges(self.quality_, context), similar)
@@ -226,7 +226,7 @@ class GraphRouter(Router):
         """New prompts joined to the full training graph through their nearest training prompts, and their rows."""
         new, base = self._inputs(features), len(self.inputs_)
         index, similarity = nearest(
-            unit_rows(new.astype(np.float64)), unit_rows(self.inputs_.astype(np.float64)), self.p.neighbours, False
+            unit_rows(new.astype(np.float64)), unit_rows(self.inputs_.astype(np.float64)), self.params.neighbours, False
         )
         train_rows = np.repeat(np.arange(base, dtype=np.int64), self.neighbours_.shape[1])
         new_rows = base + np.repeat(np.arange(len(new), dtype=np.int64), index.shape[1])

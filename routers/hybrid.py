@@ -44,17 +44,12 @@ class HybridParams(BaseModel):
     """Prompts with both outcomes known needed to learn the paired label directly (else: factorised)."""
 
 
-class HybridRouter(Router):
+class HybridRouter(Router[HybridParams]):
     """P(x) = P(q_small(x) ≥ q_large(x) − t); q̂_small(x) = q̄_large − (τ − P(x))·D, q̂_large = q̄_large."""
 
     family = "hybrid"
     Params = HybridParams
     features = "fast"
-
-    @property
-    def p(self) -> HybridParams:
-        assert isinstance(self.params, HybridParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> HybridParams:
@@ -74,9 +69,9 @@ class HybridRouter(Router):
             train.models,
             self.quality_,
             self.cost_,
-            self.p.quality_gap,
-            cheap=self.p.small_model,
-            strong=self.p.large_model,
+            self.params.quality_gap,
+            cheap=self.params.small_model,
+            strong=self.params.large_model,
         )
         self.pair_ = np.array([small, large], dtype=np.int64)
         self.mean_, self.scale_ = scaling(train.features)
@@ -95,15 +90,18 @@ class HybridRouter(Router):
         """One row of (coef, intercept) for the paired label, or two (small, large) success models."""
         observed = train.known & (train.weight > 0)
         both = observed[:, small] & observed[:, large]
-        if small != large and both.sum() >= self.p.min_pairs:
-            label = train.quality[both, small] >= train.quality[both, large] - self.p.tolerance
+        if small != large and both.sum() >= self.params.min_pairs:
+            label = train.quality[both, small] >= train.quality[both, large] - self.params.tolerance
             weight = train.weight[both, small] * train.weight[both, large]
-            coef, intercept = fit_logistic_regression(inputs[both], label, weight, self.p.l2)
+            coef, intercept = fit_logistic_regression(inputs[both], label, weight, self.params.l2)
             return coef[None, :], np.array([intercept])
         # Logged traffic rarely shows both models on one prompt: learn each model's success instead.
         fits = [
             fit_logistic_regression(
-                inputs[observed[:, j]], train.quality[observed[:, j], j], train.weight[observed[:, j], j], self.p.l2
+                inputs[observed[:, j]],
+                train.quality[observed[:, j], j],
+                train.weight[observed[:, j], j],
+                self.params.l2,
             )
             for j in (small, large)
         ]
@@ -113,7 +111,7 @@ class HybridRouter(Router):
         """P(q_small ≥ q_large − t) per prompt."""
         if self.coef_.shape[0] == 1:
             return logistic_probability(inputs, self.coef_[0], float(self.intercept_[0]))
-        if self.p.tolerance >= 1.0:
+        if self.params.tolerance >= 1.0:
             return np.ones(len(inputs))
         small = logistic_probability(inputs, self.coef_[0], float(self.intercept_[0]))
         large = logistic_probability(inputs, self.coef_[1], float(self.intercept_[1]))
@@ -123,11 +121,11 @@ class HybridRouter(Router):
     def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:
         rows = len(features)
         small, large = (int(i) for i in self.pair_)
-        quality = broadcast(np.clip(self.quality_ - self.p.other_margin, 0.0, 1.0), rows)
+        quality = broadcast(np.clip(self.quality_ - self.params.other_margin, 0.0, 1.0), rows)
         quality[:, large] = self.quality_[large]
         if small != large and rows:
             as_good = self._as_good(standardize(features, self.mean_, self.scale_))
-            drop = (self.p.threshold - as_good) * float(self.shortfall_[0])
+            drop = (self.params.threshold - as_good) * float(self.shortfall_[0])
             quality[:, small] = np.clip(self.quality_[large] - drop, 0.0, 1.0)
         return quality, broadcast(self.cost_, rows)
 

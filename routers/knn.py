@@ -32,16 +32,11 @@ class KnnParams(BaseModel):
     """`similarity` weighs each neighbour by its (non-negative) cosine similarity; `uniform` counts them."""
 
 
-class KnnRouter(Router):
+class KnnRouter(Router[KnnParams]):
     """Per candidate: weighted mean known quality of its k nearest observed prompts, shrunk to its mean."""
 
     family = "knn"
     Params = KnnParams
-
-    @property
-    def p(self) -> KnnParams:
-        assert isinstance(self.params, KnnParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> KnnParams:
@@ -77,17 +72,17 @@ class KnnRouter(Router):
         prior = float(self.prior_[j])
         if observed.size == 0:
             return np.full(len(similarity), prior)
-        k = min(self.p.k, observed.size)
+        k = min(self.params.k, observed.size)
         candidates = similarity[:, observed]
         nearest = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
         closeness = np.take_along_axis(candidates, nearest, axis=1)
-        closeness = np.ones_like(closeness) if self.p.weighting == "uniform" else np.maximum(closeness, 0.0)
+        closeness = np.ones_like(closeness) if self.params.weighting == "uniform" else np.maximum(closeness, 0.0)
         rows = observed[nearest]
         mass = closeness * self.weight_[rows, j]
         total = mass.sum(axis=1)
         weighted = (mass * self.quality_[rows, j]).sum(axis=1)
         local = np.where(total > 0, weighted / np.maximum(total, 1e-12), prior)
         evidence = closeness.sum(axis=1)
-        pseudo = self.p.shrinkage
+        pseudo = self.params.shrinkage
         shrunk = (evidence * local + pseudo * prior) / np.maximum(evidence + pseudo, 1e-12)
         return np.asarray(np.clip(np.where(evidence + pseudo > 0, shrunk, prior), 0.0, 1.0), dtype=np.float64)

@@ -70,7 +70,7 @@ class FactorizationNet(torch.nn.Module):
         return logits.squeeze(-1) + self.bias
 
 
-class MatrixFactorizationRouter(Router):
+class MatrixFactorizationRouter(Router[MatrixFactorizationParams]):
     """Prompt features (standardised) are projected into the latent space of learned per-model vectors."""
 
     family = "matrix_factorization"
@@ -80,11 +80,6 @@ class MatrixFactorizationRouter(Router):
     def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
         super().__init__(params, seed=seed)
         self.net_: FactorizationNet | None = None
-
-    @property
-    def p(self) -> MatrixFactorizationParams:
-        assert isinstance(self.params, MatrixFactorizationParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> MatrixFactorizationParams:
@@ -100,7 +95,7 @@ class MatrixFactorizationRouter(Router):
         assert train.features is not None
         self.mean_, self.scale_ = scaling(train.features)
         self.cost_ = mean_costs(train)
-        net = FactorizationNet(train.features.shape[1], len(train.models), self.p.dim)
+        net = FactorizationNet(train.features.shape[1], len(train.models), self.params.dim)
         seeded_init(net, self.seed)
         with torch.no_grad():
             net.bias.copy_(prior_logits(train))
@@ -119,11 +114,13 @@ class MatrixFactorizationRouter(Router):
     def _train(self, net: FactorizationNet, train: Cells | None, valid: Cells | None) -> FactorizationNet:
         """AdamW over shuffled prompt batches, early-stopped on the validation loss."""
         assert train is not None
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.p.learning_rate, weight_decay=self.p.weight_decay)
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
+        )
         rng = generator(self.seed + 1)
 
         def run_epoch() -> None:
-            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.p.batch_size):
+            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.params.batch_size):
                 optimizer.zero_grad()
                 torch.autograd.backward(cell_loss(net(train.features[rows]), train.quality[rows], train.weight[rows]))
                 optimizer.step()
@@ -134,7 +131,7 @@ class MatrixFactorizationRouter(Router):
 
         with single_thread():
             train_with_early_stopping(
-                net, run_epoch, None if valid is None else validation_loss, self.p.epochs, self.p.patience
+                net, run_epoch, None if valid is None else validation_loss, self.params.epochs, self.params.patience
             )
         return net
 

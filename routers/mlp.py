@@ -34,7 +34,7 @@ class MlpParams(BaseModel):
     """Epochs at most; training stops earlier when the loss stops improving."""
 
 
-class MlpRouter(Router):
+class MlpRouter(Router[MlpParams]):
     """Each known (prompt, model) outcome is one training row: standardised features ⊕ one-hot model."""
 
     family = "mlp"
@@ -43,11 +43,6 @@ class MlpRouter(Router):
     def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:
         super().__init__(params, seed=seed)
         self.layers_: list[tuple[FloatMatrix, FloatMatrix]] = []
-
-    @property
-    def p(self) -> MlpParams:
-        assert isinstance(self.params, MlpParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> MlpParams:
@@ -79,10 +74,10 @@ class MlpRouter(Router):
         from threadpoolctl import threadpool_limits
 
         net = MLPRegressor(
-            hidden_layer_sizes=self.p.hidden_sizes,
-            alpha=self.p.alpha,
-            learning_rate_init=self.p.learning_rate,
-            max_iter=self.p.max_iter,
+            hidden_layer_sizes=self.params.hidden_sizes,
+            alpha=self.params.alpha,
+            learning_rate_init=self.params.learning_rate,
+            max_iter=self.params.max_iter,
             random_state=self.seed,
         )
         # Small mini-batch products run fastest (and repeatably) on one BLAS thread; max_iter is a budget.

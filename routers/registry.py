@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import cast
 
-from routers.base import Router, RouterError
+from routers.base import AnyRouter, Router, RouterError
 
 FAMILIES = {
     "knn": "routers.knn:KnnRouter",
@@ -29,17 +29,17 @@ EVALUATION_ONLY = frozenset({"oracle"})
 """Families that need the true outcomes at prediction time: never registered for serving."""
 
 
-def family_class(name: str, custom_path: str | None = None) -> type[Router]:
+def family_class(name: str, custom_path: str | None = None) -> type[AnyRouter]:
     """The router class of a family; `custom` takes a dotted "module:Class" or "module.Class" path."""
     if name == "custom" and custom_path:
         return load_custom(custom_path)
     if name not in FAMILIES:
         raise RouterError(f"unknown router family {name!r}; choose one of {', '.join(FAMILIES)}")
     module, _, attr = FAMILIES[name].partition(":")
-    return cast(type[Router], getattr(importlib.import_module(module), attr))
+    return cast(type[AnyRouter], getattr(importlib.import_module(module), attr))
 
 
-def load_custom(path: str) -> type[Router]:
+def load_custom(path: str) -> type[AnyRouter]:
     """Import a user router class by dotted path and check it implements the interface."""
     module, sep, attr = path.partition(":")
     if not sep:

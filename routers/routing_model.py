@@ -11,7 +11,7 @@ from typing import Any
 
 from features.base import Featurizer
 from features.prompt import prompt_id
-from routers.base import Prediction, Router
+from routers.base import AnyRouter, Prediction
 from routers.decision import choose
 
 DECISION_ID = "id"
@@ -42,7 +42,7 @@ class RoutedDecision:
 class RoutingModel:
     """Featurize, predict, decide. Stateless beyond the fitted parts it holds."""
 
-    def __init__(self, featurizer: Featurizer, router: Router) -> None:
+    def __init__(self, featurizer: Featurizer, router: AnyRouter) -> None:
         self.featurizer = featurizer
         self.router = router
 

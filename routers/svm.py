@@ -34,17 +34,12 @@ class SvmParams(BaseModel):
     """Models with fewer known rows (or one class only) predict their weighted mean quality."""
 
 
-class SvmRouter(Router):
+class SvmRouter(Router[SvmParams]):
     """Per model j: quality = sigmoid(a_j · f_j(x) + b_j), with f_j the RBF SVC decision function
     f_j(x) = intercept_j + Σ dual_i · exp(−γ‖x − sv_i‖²) over model j's support vectors."""
 
     family = "svm"
     Params = SvmParams
-
-    @property
-    def p(self) -> SvmParams:
-        assert isinstance(self.params, SvmParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> SvmParams:
@@ -57,7 +52,7 @@ class SvmRouter(Router):
         assert train.features is not None
         self.mean_, self.scale_ = scaling(train.features)
         scaled = standardize(train.features, self.mean_, self.scale_)
-        self.gamma_ = np.asarray([self.p.gamma_scale / (scaled.shape[1] * max(float(scaled.var()), 1e-12))])
+        self.gamma_ = np.asarray([self.params.gamma_scale / (scaled.shape[1] * max(float(scaled.var()), 1e-12))])
         fallback = mean_qualities(train)
         parts = [self._model(scaled, train, j, float(fallback[j])) for j in range(len(self.models_))]
         self.support_ = np.vstack([part.vectors for part in parts])
@@ -75,12 +70,12 @@ class SvmRouter(Router):
         labels = quality >= 0.5
         confidence = np.where(known, train.weight[:, j] * np.abs(2.0 * quality - 1.0), 0.0)
         rows = np.flatnonzero(confidence > 0)
-        if rows.size < self.p.min_rows or labels[rows].all() or not labels[rows].any():
+        if rows.size < self.params.min_rows or labels[rows].all() or not labels[rows].any():
             return _Part(np.zeros((0, scaled.shape[1])), np.zeros(0), 0.0, (0.0, logit(fallback)))
         # Imported here: serving predicts with numpy alone and never loads scikit-learn.
         from sklearn.svm import SVC
 
-        svc = SVC(kernel="rbf", C=self.p.c, gamma=float(self.gamma_[0]))
+        svc = SVC(kernel="rbf", C=self.params.c, gamma=float(self.gamma_[0]))
         svc.fit(scaled[rows], labels[rows], sample_weight=unit_mean(confidence[rows]))
         part = _Part(
             np.asarray(svc.support_vectors_, dtype=np.float64),

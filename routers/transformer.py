@@ -40,7 +40,7 @@ class TransformerParams(BaseModel):
     weight_decay: float = Field(default=0.01, ge=0.0)
 
 
-class TransformerRouter(Router):
+class TransformerRouter(Router[TransformerParams]):
     """quality_j(x) = σ(head_j(mean-pool(MiniLM(x)))); cost is each model's mean observed cost."""
 
     family = "transformer"
@@ -51,11 +51,6 @@ class TransformerRouter(Router):
         super().__init__(params, seed=seed)
         self.trained_: State = {}
         self._network: tuple[Any, int, minilm.QualityHead, Any] | None = None
-
-    @property
-    def p(self) -> TransformerParams:
-        assert isinstance(self.params, TransformerParams)
-        return self.params
 
     @classmethod
     def search_space(cls, trial: Any) -> TransformerParams:
@@ -85,9 +80,9 @@ class TransformerRouter(Router):
 
     def _build(self) -> tuple[Any, int, minilm.QualityHead, Any]:
         encoder = minilm.load_encoder()
-        frozen, top = minilm.split(encoder, self.p.trainable_layers)
+        frozen, top = minilm.split(encoder, self.params.trainable_layers)
         head = minilm.QualityHead(top, encoder.config.hidden_size, len(self.models_))
-        return encoder, frozen, head, minilm.load_tokenizer(self.p.max_seq_length)
+        return encoder, frozen, head, minilm.load_tokenizer(self.params.max_seq_length)
 
     def _init_head(self, head: minilm.QualityHead, mean_quality: FloatMatrix) -> None:
         """Start from each model's mean quality (bias) and a small seeded weight: an untrained head routes
@@ -99,14 +94,14 @@ class TransformerRouter(Router):
     def _train(self, head: minilm.QualityHead, data: tuple[torch.Tensor, ...]) -> None:
         """AdamW on the weighted binary cross-entropy of known cells; unknown cells weigh 0."""
         hidden, mask, targets, weights = data
-        groups = [{"params": list(head.head.parameters()), "lr": self.p.head_learning_rate}]
-        if self.p.trainable_layers:
-            groups.append({"params": list(head.layers.parameters()), "lr": self.p.encoder_learning_rate})
-        optimizer = torch.optim.AdamW(groups, weight_decay=self.p.weight_decay)
+        groups = [{"params": list(head.head.parameters()), "lr": self.params.head_learning_rate}]
+        if self.params.trainable_layers:
+            groups.append({"params": list(head.layers.parameters()), "lr": self.params.encoder_learning_rate})
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.params.weight_decay)
         shuffle = generator(self.seed + 1)
-        for _ in range(self.p.epochs):
+        for _ in range(self.params.epochs):
             order = torch.randperm(len(hidden), generator=shuffle)
-            for batch in torch.split(order, self.p.batch_size):
+            for batch in torch.split(order, self.params.batch_size):
                 w = weights[batch]
                 if float(w.sum()) <= 0:
                     continue
@@ -122,8 +117,8 @@ class TransformerRouter(Router):
         prompts = [str(text) for text in features]
         chunks = []
         with torch.no_grad():
-            for start in range(0, len(prompts), self.p.batch_size):
-                ids, mask = minilm.tokenize(tokenizer, prompts[start : start + self.p.batch_size])
+            for start in range(0, len(prompts), self.params.batch_size):
+                ids, mask = minilm.tokenize(tokenizer, prompts[start : start + self.params.batch_size])
                 chunks.append(torch.sigmoid(head(minilm.bottom(encoder, frozen, ids, mask), mask)))
         quality = torch.cat(chunks).numpy().astype(np.float64) if chunks else np.zeros((0, len(self.models_)))
         return quality, broadcast(self.cost_, len(prompts))

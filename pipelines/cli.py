@@ -232,6 +232,20 @@ def report_routers(
     typer.echo(f"wrote the results table into {doc}")
 
 
+@report_app.command("families")
+def report_families(
+    doc: Annotated[Path, typer.Option(help="Markdown file whose families section is rewritten.")] = Path(
+        "docs/routers.md"
+    ),
+) -> None:
+    """Rewrite the per-family sections of `doc` from the registry: idea, source, features, hyper-parameters."""
+    from pipelines import family_docs
+    from routers.registry import FAMILIES
+
+    family_docs.write_into(doc, family_docs.render())
+    typer.echo(f"wrote {len(FAMILIES)} family sections into {doc}")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     import click

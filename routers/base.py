@@ -45,6 +45,8 @@ class Router(ABC, Generic[P]):
     `features`, and implement `_fit` and `_predict`. Learned state lives in attributes ending in `_`."""
 
     family: ClassVar[str]
+    source: ClassVar[str] = ""
+    """The paper or system the family follows, for docs/routers.md."""
     Params: ClassVar[type[BaseModel]] = NoParams
     features: ClassVar[str] = "fast"
     """Name of the featurizer (features/registry.py) whose output `predict` takes."""

@@ -20,6 +20,7 @@ class CheapestRouter(Router[NoParams]):
     """Equal quality for every candidate, the mean observed cost: the cheapest candidate always wins."""
 
     family = "cheapest"
+    source = "baseline"
 
     def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
         self.cost_ = mean_costs(train)
@@ -33,6 +34,7 @@ class StrongestRouter(Router[NoParams]):
     """Quality 1 for the model with the best mean training quality, 0 otherwise, and no cost: it always wins."""
 
     family = "strongest"
+    source = "baseline"
 
     def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
         quality = mean_qualities(train)
@@ -54,6 +56,7 @@ class FixedRouter(Router[FixedParams]):
     """Always the configured model."""
 
     family = "fixed"
+    source = "baseline"
     Params = FixedParams
 
     def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
@@ -71,6 +74,7 @@ class RandomRouter(Router[NoParams]):
     """A uniform random candidate per prompt, fixed by the prompt's features and the seed (repeatable)."""
 
     family = "random"
+    source = "baseline"
 
     def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
         self.cost_ = mean_costs(train)
@@ -88,6 +92,7 @@ class OracleRouter(Router[NoParams]):
     """Memorises the true outcomes of the prompts it is fitted on and predicts exactly those (evaluation only)."""
 
     family = "oracle"
+    source = "baseline"
 
     def _fit(self, train: TrainingSet, valid: TrainingSet | None) -> None:
         assert train.features is not None

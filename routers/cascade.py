@@ -43,6 +43,7 @@ class CascadeRouter(Router[CascadeParams]):
     then `escalate(prompt, answer, cost_weight)` using a verifier of recorded answers."""
 
     family = "cascade"
+    source = "AutoMix (Madaan et al., NeurIPS 2024, arXiv:2310.12963); FrugalGPT cascades (Chen et al., 2023)"
     Params = CascadeParams
     features = "text"
 

@@ -30,6 +30,7 @@ class CustomRouter(Router[CustomParams]):
     """Per-cluster prior: a prompt gets, for each model, the shrunk weighted mean quality of its cluster."""
 
     family = "custom"
+    source = "an example user router: per-cluster priors as in UniRoute (Jitkrittum et al., arXiv:2502.08773)"
     Params = CustomParams
     features = "fast"
 

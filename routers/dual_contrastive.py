@@ -104,6 +104,7 @@ class DualContrastiveRouter(Router[DualContrastiveParams]):
     """Routes by the calibrated similarity of a prompt's embedding to each model's embedding."""
 
     family = "dual_contrastive"
+    source = "RouterDC (Chen et al., NeurIPS 2024, arXiv:2409.19886)"
     Params = DualContrastiveParams
     features = "semantic"
 

@@ -34,6 +34,9 @@ class EloRouter(Router[EloParams]):
     weighted mean quality by each model's number of comparisons (logged traffic has none: the mean rules)."""
 
     family = "elo"
+    source = (
+        "Bradley–Terry ratings as in Chatbot Arena (Chiang et al., 2024, arXiv:2403.04132); RouteLLM's Elo baseline"
+    )
     Params = EloParams
 
     @classmethod

@@ -133,6 +133,7 @@ class GraphRouter(Router[GraphParams]):
     """Training prompts, their outcome edges and their similarity links form the graph new prompts join."""
 
     family = "graph"
+    source = "GraphRouter (Feng et al., 2024, arXiv:2410.03834)"
     Params = GraphParams
     features = "semantic"
 

@@ -48,6 +48,7 @@ class HybridRouter(Router[HybridParams]):
     """P(x) = P(q_small(x) ≥ q_large(x) − t); q̂_small(x) = q̄_large − (τ − P(x))·D, q̂_large = q̄_large."""
 
     family = "hybrid"
+    source = "Hybrid LLM (Ding et al., ICLR 2024, arXiv:2404.14618)"
     Params = HybridParams
     features = "fast"
 

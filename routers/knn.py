@@ -36,6 +36,10 @@ class KnnRouter(Router[KnnParams]):
     """Per candidate: weighted mean known quality of its k nearest observed prompts, shrunk to its mean."""
 
     family = "knn"
+    source = (
+        "RouterBench kNN predictive router (Hu et al., 2024, arXiv:2403.12031); "
+        "RouteLLM similarity-weighted ranking (Ong et al., 2024)"
+    )
     Params = KnnParams
 
     @classmethod

@@ -74,6 +74,7 @@ class MatrixFactorizationRouter(Router[MatrixFactorizationParams]):
     """Prompt features (standardised) are projected into the latent space of learned per-model vectors."""
 
     family = "matrix_factorization"
+    source = "RouteLLM matrix factorisation router (Ong et al., 2024, arXiv:2406.18665)"
     Params = MatrixFactorizationParams
     features = "semantic"
 

@@ -38,6 +38,7 @@ class MlpRouter(Router[MlpParams]):
     """Each known (prompt, model) outcome is one training row: standardised features ⊕ one-hot model."""
 
     family = "mlp"
+    source = "RouterBench MLP predictive router (Hu et al., 2024, arXiv:2403.12031)"
     Params = MlpParams
 
     def __init__(self, params: BaseModel | None = None, *, seed: int = 0) -> None:

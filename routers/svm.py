@@ -39,6 +39,7 @@ class SvmRouter(Router[SvmParams]):
     f_j(x) = intercept_j + Σ dual_i · exp(−γ‖x − sv_i‖²) over model j's support vectors."""
 
     family = "svm"
+    source = "RouterBench-style per-model classifier; RBF SVM with Platt scaling (Platt, 1999)"
     Params = SvmParams
 
     @classmethod

@@ -44,6 +44,7 @@ class TransformerRouter(Router[TransformerParams]):
     """quality_j(x) = σ(head_j(mean-pool(MiniLM(x)))); cost is each model's mean observed cost."""
 
     family = "transformer"
+    source = "RouteLLM BERT / causal-LM classifier routers (Ong et al., 2024), on the bundled MiniLM"
     Params = TransformerParams
     features = "text"
 

@@ -18,8 +18,8 @@ from routers.calibration import fit_logistic, logit, sigmoid
 from routers.cost_model import broadcast, mean_costs, mean_qualities
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.preprocessing import scaling, standardize, unit_mean
-from routers.torch_state import generator, load_module_state, module_state
-from routers.torch_training import seeded_init, single_thread, train_with_early_stopping
+from routers.torch_state import load_module_state, module_state
+from routers.torch_training import seeded_init, train_minibatches
 
 NET_PREFIX = "net"
 
@@ -188,25 +188,23 @@ class DualContrastiveRouter(Router[DualContrastiveParams]):
     def _train(self, net: DualEncoder, train: Cells | None, valid: Cells | None) -> DualEncoder:
         """AdamW over shuffled prompt batches, early-stopped on the validation loss."""
         assert train is not None
-        optimizer = torch.optim.AdamW(
-            net.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
-        )
-        rng = generator(self.seed + 1)
-
-        def run_epoch() -> None:
-            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.params.batch_size):
-                optimizer.zero_grad()
-                torch.autograd.backward(self._loss(net, Cells(*(t[rows] for t in train))))
-                optimizer.step()
 
         def validation_loss() -> float:
             assert valid is not None
             return float(self._loss(net, valid))
 
-        with single_thread():
-            train_with_early_stopping(
-                net, run_epoch, None if valid is None else validation_loss, self.params.epochs, self.params.patience
-            )
+        train_minibatches(
+            net,
+            len(train.features),
+            lambda rows: self._loss(net, Cells(*(t[rows] for t in train))),
+            None if valid is None else validation_loss,
+            learning_rate=self.params.learning_rate,
+            weight_decay=self.params.weight_decay,
+            batch_size=self.params.batch_size,
+            epochs=self.params.epochs,
+            patience=self.params.patience,
+            seed=self.seed + 1,
+        )
         return net
 
     def _margin(self, features: Features) -> FloatMatrix:

@@ -15,14 +15,8 @@ from routers.base import Features, Router, State
 from routers.cost_model import broadcast, mean_costs
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.preprocessing import scaling, standardize
-from routers.torch_state import generator, load_module_state, module_state
-from routers.torch_training import (
-    cell_loss,
-    prior_logits,
-    seeded_init,
-    single_thread,
-    train_with_early_stopping,
-)
+from routers.torch_state import load_module_state, module_state
+from routers.torch_training import cell_loss, prior_logits, seeded_init, train_minibatches
 
 NET_PREFIX = "net"
 """State names of the torch module's weights, e.g. `net.projection.weight`."""
@@ -115,25 +109,23 @@ class MatrixFactorizationRouter(Router[MatrixFactorizationParams]):
     def _train(self, net: FactorizationNet, train: Cells | None, valid: Cells | None) -> FactorizationNet:
         """AdamW over shuffled prompt batches, early-stopped on the validation loss."""
         assert train is not None
-        optimizer = torch.optim.AdamW(
-            net.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
-        )
-        rng = generator(self.seed + 1)
-
-        def run_epoch() -> None:
-            for rows in torch.split(torch.randperm(len(train.features), generator=rng), self.params.batch_size):
-                optimizer.zero_grad()
-                torch.autograd.backward(cell_loss(net(train.features[rows]), train.quality[rows], train.weight[rows]))
-                optimizer.step()
 
         def validation_loss() -> float:
             assert valid is not None
             return float(cell_loss(net(valid.features), valid.quality, valid.weight))
 
-        with single_thread():
-            train_with_early_stopping(
-                net, run_epoch, None if valid is None else validation_loss, self.params.epochs, self.params.patience
-            )
+        train_minibatches(
+            net,
+            len(train.features),
+            lambda rows: cell_loss(net(train.features[rows]), train.quality[rows], train.weight[rows]),
+            None if valid is None else validation_loss,
+            learning_rate=self.params.learning_rate,
+            weight_decay=self.params.weight_decay,
+            batch_size=self.params.batch_size,
+            epochs=self.params.epochs,
+            patience=self.params.patience,
+            seed=self.seed + 1,
+        )
         return net
 
     def _predict(self, features: Features) -> tuple[FloatMatrix, FloatMatrix]:

@@ -63,6 +63,34 @@ def train_with_early_stopping(
     net.eval()
 
 
+def train_minibatches(
+    net: torch.nn.Module,
+    rows: int,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    validation_loss: Callable[[], float] | None,
+    *,
+    learning_rate: float,
+    weight_decay: float,
+    batch_size: int,
+    epochs: int,
+    patience: int,
+    seed: int,
+) -> None:
+    """AdamW over batches of shuffled row indices (`batch_loss(indices)`), early-stopped on the validation
+    loss when there is one, on one thread; the shuffling generator is private and seeded."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    rng = generator(seed)
+
+    def run_epoch() -> None:
+        for indices in torch.split(torch.randperm(rows, generator=rng), batch_size):
+            optimizer.zero_grad()
+            torch.autograd.backward(batch_loss(indices))
+            optimizer.step()
+
+    with single_thread():
+        train_with_early_stopping(net, run_epoch, validation_loss, epochs, patience)
+
+
 @contextmanager
 def single_thread() -> Iterator[None]:
     """One intra-op thread while training a small net: its ops are too small to split, and on busy cores

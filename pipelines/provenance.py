@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
+
+from routers.artifact import file_sha256
 
 UNKNOWN_COMMIT = "unknown"
 
 
 def file_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 of a file's bytes (the same hash the artifact manifests use)."""
+    return file_sha256(path)
 
 
 def git_commit(repo: Path | None = None) -> str:

@@ -60,7 +60,7 @@ def save(directory: Path, router: AnyRouter, featurizer: Featurizer, signer: Sig
     save_file(arrays, str(directory / STATE_FILE))
     manifest = {
         "format_version": FORMAT_VERSION,
-        "files": {n: _sha256(directory / n) for n in (META_FILE, STATE_FILE)},
+        "files": {n: file_sha256(directory / n) for n in (META_FILE, STATE_FILE)},
     }
     payload = _canonical(manifest)
     (directory / MANIFEST_FILE).write_bytes(payload)
@@ -95,7 +95,7 @@ def _verify(directory: Path, verifier: Verifier | None, require_signature: bool)
     manifest = json.loads(payload)
     for name, expected in manifest["files"].items():
         path = directory / name
-        if not path.is_file() or _sha256(path) != expected:
+        if not path.is_file() or file_sha256(path) != expected:
             raise ArtifactError(f"{directory}/{name} is missing or altered (hash mismatch); re-download the artifact")
     signature_path = directory / SIGNATURE_FILE
     if verifier is None:
@@ -118,7 +118,8 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

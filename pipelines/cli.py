@@ -98,6 +98,19 @@ def replay_provider(
     serve(settings, host=host, port=port)
 
 
+@app.command("serve")
+def serve_command(
+    config: Annotated[Path, typer.Option(help="Gateway config: LiteLLM's format plus routeiq_settings.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
+) -> None:
+    """Run the OpenAI-compatible gateway: learned routing, telemetry, feedback, hot reload (docs/gateway.md)."""
+    from serving.config import load_config
+    from serving.server import serve
+
+    serve(load_config(config), host=host, port=port)
+
+
 @app.command("eval")
 def evaluate(
     outcomes: Annotated[Path, typer.Option(help="Outcome table with the true outcomes.")],
@@ -244,6 +257,19 @@ def report_families(
 
     family_docs.write_into(doc, family_docs.render())
     typer.echo(f"wrote {len(FAMILIES)} family sections into {doc}")
+
+
+@report_app.command("gateway")
+def report_gateway(
+    doc: Annotated[Path, typer.Option(help="Markdown file whose generated sections are rewritten.")] = Path(
+        "docs/gateway.md"
+    ),
+) -> None:
+    """Rewrite the settings reference and span attribute table of `doc` from the code."""
+    from pipelines import gateway_docs
+
+    gateway_docs.write_into(doc)
+    typer.echo(f"wrote the gateway settings and span attributes into {doc}")
 
 
 def main() -> None:

@@ -107,3 +107,15 @@ def read_outcomes(path: Path) -> pa.Table:
     except pa.ArrowInvalid as exc:
         raise schema.OutcomeTableError(f"{path} is not a parquet file: {exc}") from exc
     return schema.conform(table)
+
+
+def first_prompts(table: pa.Table, per_split: dict[str, int]) -> pa.Table:
+    """A small real slice: per split, every row of its first `per_split[split]` prompt ids (sorted)."""
+    import pyarrow.compute as pc
+
+    parts = []
+    for split, count in per_split.items():
+        part = table.filter(pc.equal(table[schema.SPLIT], split))
+        ids = sorted(set(part[schema.PROMPT_ID].to_pylist()))[:count]
+        parts.append(part.filter(pc.is_in(part[schema.PROMPT_ID], value_set=pa.array(ids, type=pa.string()))))
+    return pa.concat_tables(parts)

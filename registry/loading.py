@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from registry import names
@@ -15,12 +16,17 @@ def artifact_dir(local: Path) -> Path:
     return nested if nested.is_dir() else local
 
 
-def load_reference(reference: str, verifier: Verifier | None = None, require_signature: bool = False) -> LoadedRouter:
+def load_reference(
+    reference: str,
+    verifier: Verifier | None = None,
+    require_signature: bool = False,
+    allowed_custom: Collection[str] | None = None,
+) -> LoadedRouter:
     """`models:/routeiq-router/3`, `models:/routeiq-router@production`, `models:/routeiq-router/Production`,
-    any MLflow artifact URI, or a local directory."""
+    any MLflow artifact URI, or a local directory. `allowed_custom` as in `routers.artifact.load`."""
     local = Path(reference)
     if not local.is_dir():
         import mlflow
 
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=reference))
-    return load(artifact_dir(local), verifier=verifier, require_signature=require_signature)
+    return load(artifact_dir(local), verifier, require_signature, allowed_custom)

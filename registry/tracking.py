@@ -21,12 +21,8 @@ def configure(experiment: str = EXPERIMENT) -> str:
     """
     import mlflow
 
-    configured = os.environ.get(TRACKING_ENV)
-    if configured:
-        uri, location = configured, None
-    else:
-        DEFAULT_STORE.parent.mkdir(parents=True, exist_ok=True)
-        uri, location = f"sqlite:///{DEFAULT_STORE.resolve()}", DEFAULT_ARTIFACTS.resolve().as_uri()
+    uri = tracking_uri()
+    location = None if os.environ.get(TRACKING_ENV) else DEFAULT_ARTIFACTS.resolve().as_uri()
     # set_tracking_uri also exports MLFLOW_TRACKING_URI, so child processes use the same store.
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -34,3 +30,12 @@ def configure(experiment: str = EXPERIMENT) -> str:
     experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return str(experiment_id)
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """`configured`, else MLFLOW_TRACKING_URI, else the local sqlite store (its directory is created)."""
+    uri = configured or os.environ.get(TRACKING_ENV)
+    if uri:
+        return uri
+    DEFAULT_STORE.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_STORE.resolve()}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,25 @@ def save(directory: Path, router: AnyRouter, featurizer: Featurizer, signer: Sig
     return manifest
 
 
-def load(directory: Path, verifier: Verifier | None = None, require_signature: bool = False) -> LoadedRouter:
-    """Verify hashes (and the signature when a verifier is given or required), then rebuild the router."""
+def load(
+    directory: Path,
+    verifier: Verifier | None = None,
+    require_signature: bool = False,
+    allowed_custom: Collection[str] | None = None,
+) -> LoadedRouter:
+    """Verify hashes (and the signature when a verifier is given or required), then rebuild the router.
+
+    `allowed_custom`, when given, lists the `module:Class` paths a custom-family artifact may import.
+    """
     _verify(directory, verifier, require_signature)
     meta = json.loads((directory / META_FILE).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{directory}: artifact format {meta.get('format_version')} is not {FORMAT_VERSION}")
+    if meta["family"] == "custom" and allowed_custom is not None and meta["class"] not in allowed_custom:
+        raise ArtifactError(
+            f"custom router class {meta['class']!r} is not allowed here; add it to allowed_custom_routers "
+            "if you trust that code"
+        )
     arrays = load_file(str(directory / STATE_FILE))
     spec = FeatureSpec.model_validate(meta["feature_spec"])
     featurizer = restore(spec, _prefixed(arrays, FEATURES_PREFIX))

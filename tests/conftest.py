@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,21 @@ def data_dir() -> Path:
     if not (path / "routerbench").is_dir():
         pytest.fail(f"routing data not found at {path}; set ROUTEIQ_DATA_DIR to the routing-data directory")
     return path
+
+
+@pytest.fixture(scope="module")
+def mlflow_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh directory as the working directory, with its own sqlite MLflow store, for one test module."""
+    root = tmp_path_factory.mktemp("workspace")
+    before = Path.cwd()
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    os.chdir(root)
+    try:
+        yield root
+    finally:
+        os.chdir(before)
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
-import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from serving.api_error import error_response
 from serving.replay.exceptions import MethodNotAllowedError, ReplayError, UnknownRouteError
 from serving.replay.routes import chat_completions, models
 from serving.replay.schemas import invalid_request
@@ -38,16 +38,6 @@ def create_app(settings: ReplaySettings) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
-
-
-def error_response(error: ReplayError) -> Response:
-    """The OpenAI-shaped JSON response of `error`, with its status and headers."""
-    return Response(
-        orjson.dumps(error.body()),
-        status_code=error.status,
-        media_type="application/json",
-        headers=error.headers(),
-    )
 
 
 async def _replay_error(request: Request, exc: Exception) -> Response:

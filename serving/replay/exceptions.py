@@ -19,37 +19,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-INVALID_REQUEST_TYPE = "invalid_request_error"
-SERVER_ERROR_TYPE = "server_error"
-RATE_LIMIT_TYPE = "rate_limit_error"
+from serving.api_error import INVALID_REQUEST_TYPE, RATE_LIMIT_TYPE, SERVER_ERROR_TYPE, ApiError
 
 
-class ReplayError(Exception):
-    """An error a client receives as an OpenAI-shaped JSON body with `status`."""
+class ReplayError(ApiError):
+    """An error a client of the replay provider receives as an OpenAI-shaped JSON body with `status`."""
 
-    status: ClassVar[int] = 500
-    error_type: ClassVar[str] = SERVER_ERROR_TYPE
     code: ClassVar[str] = "replay_error"
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-
-    def headers(self) -> dict[str, str]:
-        """Extra response headers; none by default."""
-        return {}
-
-    def body(self) -> dict[str, dict[str, str | None]]:
-        """The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
 
 
 class InvalidRequestError(ReplayError):

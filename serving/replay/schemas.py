@@ -1,59 +1,26 @@
-"""The chat-completions request the replay provider accepts: known fields strict, unknown fields ignored.
+"""The chat-completions and embeddings requests the replay provider accepts: known fields strict, unknown ignored.
 
 Parsing and validation only; it never looks anything up. A bad body is a 400 `InvalidRequestError`, never 422.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from serving.openai_schema import STRICT, Message, StreamOptions, describe_errors
 from serving.replay.exceptions import InvalidRequestError
 
-Role = Literal["system", "user", "assistant", "tool", "developer"]
-
-_STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class ContentPart(BaseModel):
-    """One part of a message's content list; the text of `type: "text"` parts is the prompt."""
-
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
-
-    type: str
-
-
-class Message(BaseModel):
-    """One chat message; tool calls and other extras pass through ignored."""
-
-    model_config = _STRICT
-
-    role: Role
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
-
-    def as_mapping(self) -> dict[str, Any]:
-        """The message as the plain mapping `features.prompt` reads."""
-        content = self.content
-        if isinstance(content, list):
-            return {"role": self.role, "content": [part.model_dump() for part in content]}
-        return {"role": self.role, "content": content}
-
-
-class StreamOptions(BaseModel):
-    """OpenAI `stream_options`; `include_usage` adds a last chunk with the usage."""
-
-    model_config = _STRICT
-
-    include_usage: bool = False
+Text = Annotated[str, Field(min_length=1)]
+Tokens = Annotated[list[int], Field(min_length=1)]
 
 
 class ChatCompletionRequest(BaseModel):
     """The OpenAI chat-completions body. Sampling fields are checked, then ignored: answers are recorded."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -74,6 +41,28 @@ class ChatCompletionRequest(BaseModel):
         return self.stream_options is not None and self.stream_options.include_usage
 
 
+class EmbeddingsRequest(BaseModel):
+    """The OpenAI embeddings body: texts (or token arrays) to embed; `dimensions` is checked, then ignored."""
+
+    model_config = STRICT
+
+    model: str = Field(min_length=1)
+    input: Text | list[Text] | Tokens | list[Tokens] = Field(union_mode="left_to_right")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+    @property
+    def items(self) -> list[str | list[int]]:
+        """The input as a list of items to embed: texts, or token arrays (a flat list of ints is one item)."""
+        if isinstance(self.input, str):
+            return [self.input]
+        tokens = [token for token in self.input if isinstance(token, int)]
+        if tokens:
+            return [tokens]
+        return [item for item in self.input if isinstance(item, str | list)]
+
+
 def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     """Validate a raw request body, or raise `InvalidRequestError` naming the first bad field and the fix."""
     try:
@@ -82,15 +71,15 @@ def parse_chat_request(body: bytes) -> ChatCompletionRequest:
         raise invalid_request(exc.errors(include_url=False)) from exc
 
 
-def invalid_request(errors: list[ErrorDetails]) -> InvalidRequestError:
+def parse_embeddings_request(body: bytes) -> EmbeddingsRequest:
+    """Validate a raw embeddings body, or raise `InvalidRequestError` naming the first bad field and the fix."""
+    try:
+        return EmbeddingsRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_request(exc.errors(include_url=False), "OpenAI embeddings schema") from exc
+
+
+def invalid_request(errors: list[ErrorDetails], schema: str = "OpenAI chat schema") -> InvalidRequestError:
     """The 400 error for pydantic errors: the first one names the parameter, the rest are counted."""
-    first = errors[0]
-    if first["type"] == "json_invalid":
-        return InvalidRequestError(f"The request body is not valid JSON ({first['msg']}); send a JSON object.")
-    param = ".".join(str(part) for part in first["loc"]) or None
-    where = f"`{param}`" if param else "the request body"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return InvalidRequestError(
-        f"Invalid value for {where}: {first['msg']}{more}; fix it to match the OpenAI chat schema.",
-        param=param,
-    )
+    message, param = describe_errors(errors, schema)
+    return InvalidRequestError(message, param=param)

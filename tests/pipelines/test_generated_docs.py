@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines import family_docs
+from pipelines import family_docs, gateway_docs
+from pipelines.doc_sections import current_section
 from routers.registry import FAMILIES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,3 +24,13 @@ def test_every_family_has_a_page_and_a_params_section() -> None:
         assert (REPO / "docs" / "routers" / f"{page}.md").is_file(), name
         if name != "oracle":
             assert f"  {name}: {{" in params, f"params.yaml lacks tune.{name}"
+
+
+def test_gateway_settings_and_span_attributes_in_gateway_md_are_current() -> None:
+    doc = REPO / "docs" / "gateway.md"
+    hint = "run `routeiq report gateway` and commit docs/gateway.md"
+    settings = current_section(doc, gateway_docs.SETTINGS_BEGIN, gateway_docs.SETTINGS_END)
+    assert settings.strip() == gateway_docs.render_settings().strip(), hint
+    spans = current_section(doc, gateway_docs.ATTRIBUTES_BEGIN, gateway_docs.ATTRIBUTES_END)
+    assert spans.strip() == gateway_docs.render_attributes().strip(), hint
+    assert "routeiq.feedback.score" in spans and "| `virtual_model` |" in settings

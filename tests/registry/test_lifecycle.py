@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from features import schema
-from pipelines.outcomes import import_source, write_outcomes
+from pipelines.outcomes import first_prompts, import_source, write_outcomes
 from pipelines.provenance import file_hash
 from pipelines.train import train
 from registry import names
@@ -29,32 +28,11 @@ from routers.routing_model import RoutingModel
 PER_SPLIT = {schema.TRAIN: 150, schema.VALID: 40, schema.TEST: 60}
 
 
-def _slice(table: pa.Table) -> pa.Table:
-    parts = []
-    for split, count in PER_SPLIT.items():
-        part = table.filter(pc.equal(table[schema.SPLIT], split))
-        ids = sorted(set(part[schema.PROMPT_ID].to_pylist()))[:count]
-        parts.append(part.filter(pc.is_in(part[schema.PROMPT_ID], value_set=pa.array(ids))))
-    return pa.concat_tables(parts)
-
-
 @pytest.fixture(scope="module")
-def workspace(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("lifecycle")
+def workspace(data_dir: Path, mlflow_workspace: Path) -> Path:
     table, _ = import_source("routerbench", data_dir / "routerbench")
-    write_outcomes(_slice(table), root / "outcomes.parquet")
-    before = Path.cwd()
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-    os.chdir(root)
-    try:
-        yield root
-    finally:
-        os.chdir(before)
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
+    write_outcomes(first_prompts(table, PER_SPLIT), mlflow_workspace / "outcomes.parquet")
+    return mlflow_workspace
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,63 @@
+"""`routeiq report gateway`: the settings reference and the span attribute table of docs/gateway.md,
+generated from the settings models and `serving.telemetry.attributes` so they never drift from the code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from pipelines.doc_sections import markers, write_section
+
+SETTINGS_BEGIN, SETTINGS_END = markers("gateway-settings", "routeiq report gateway")
+ATTRIBUTES_BEGIN, ATTRIBUTES_END = markers("span-attributes", "routeiq report gateway")
+
+
+def _default(value: Any) -> str:
+    if value is PydanticUndefined:
+        return "required"
+    if isinstance(value, BaseModel):
+        return "see below"
+    if isinstance(value, Path):
+        return f"`{value}`"
+    return f"`{json.dumps(value)}`"
+
+
+def settings_table(model: type[BaseModel], prefix: str) -> str:
+    lines = [f"`{prefix}`", "", "| key | default | meaning |", "|---|---|---|"]
+    for name, field in model.model_fields.items():
+        meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+        lines.append(f"| `{name}` | {_default(field.default)} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_settings() -> str:
+    from serving.settings import GatewaySettings, RoutingSettings, SigningSettings
+    from serving.telemetry.settings import TelemetrySettings
+
+    tables = [
+        settings_table(GatewaySettings, "routeiq_settings"),
+        settings_table(RoutingSettings, "routeiq_settings.routing"),
+        settings_table(TelemetrySettings, "routeiq_settings.telemetry"),
+        settings_table(SigningSettings, "routeiq_settings.routing.signing"),
+    ]
+    return "\n".join(tables)
+
+
+def render_attributes() -> str:
+    from serving.telemetry import attributes
+
+    lines = ["| constant | attribute or span name |", "|---|---|"]
+    for name in dir(attributes):
+        value = getattr(attributes, name)
+        if name.isupper() and isinstance(value, str):
+            lines.append(f"| `{name}` | `{value}` |")
+    return "\n".join(lines) + "\n"
+
+
+def write_into(doc: Path) -> None:
+    write_section(doc, SETTINGS_BEGIN, SETTINGS_END, render_settings())
+    write_section(doc, ATTRIBUTES_BEGIN, ATTRIBUTES_END, render_attributes())

@@ -1,0 +1,146 @@
+"""Every error the gateway can raise, each with a stable code and a message that says what to change.
+
+Pure exception classes; the app turns `GatewayError` into OpenAI-shaped responses.
+
+    Exception
+    ├── ApiError (serving.api_error)
+    │   └── GatewayError                  a client gets {"error": {"message", "type", "param", "code"}}
+    │       ├── InvalidRequestError       400 invalid_request_error   body not JSON, breaks the schema, bad value
+    │       ├── ForbiddenParameterError   400 forbidden_parameter     api_base/base_url/api_key/extra_headers
+    │       ├── AuthenticationError       401 invalid_api_key         missing or wrong bearer key
+    │       ├── UnknownRouteError         404 unknown_route           no such path
+    │       ├── ModelNotFoundError        404 model_not_found         neither a deployment nor the virtual model
+    │       ├── MethodNotAllowedError     405 method_not_allowed
+    │       ├── UpstreamStatusError       4xx as the provider said    the provider refused the request
+    │       ├── UpstreamRateLimitError    429 upstream_rate_limited   with Retry-After when the provider gave one
+    │       ├── UpstreamError             502 upstream_error          provider failed or answered nonsense
+    │       └── UpstreamTimeoutError      504 upstream_timeout
+    └── GatewayConfigError                start-up only: the config file is unreadable or inconsistent
+"""
+
+from __future__ import annotations
+
+from serving.api_error import AUTHENTICATION_TYPE, INVALID_REQUEST_TYPE, RATE_LIMIT_TYPE, SERVER_ERROR_TYPE, ApiError
+
+
+class GatewayError(ApiError):
+    """An error a gateway client receives as an OpenAI-shaped JSON body with `status`."""
+
+    code = "gateway_error"
+
+
+class InvalidRequestError(GatewayError):
+    """The body is not JSON, or a field is missing or has the wrong type or value."""
+
+    status = 400
+    error_type = INVALID_REQUEST_TYPE
+    code = "invalid_request_error"
+
+
+class ForbiddenParameterError(GatewayError):
+    """The client tried to choose the upstream or its credentials; only the operator's config does that."""
+
+    status = 400
+    error_type = INVALID_REQUEST_TYPE
+    code = "forbidden_parameter"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(
+            f"`{param}` cannot be set by a client: upstreams and their credentials come from the gateway's "
+            "config (model_list); remove the field and pick a model by name.",
+            param=param,
+        )
+
+
+class AuthenticationError(GatewayError):
+    """No bearer key, or not the configured one."""
+
+    status = 401
+    error_type = AUTHENTICATION_TYPE
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Missing or invalid API key; send `Authorization: Bearer <key>` with the gateway's key "
+            "(general_settings.master_key)."
+        )
+
+
+class UnknownRouteError(GatewayError):
+    """No endpoint at this path."""
+
+    status = 404
+    error_type = INVALID_REQUEST_TYPE
+    code = "unknown_route"
+
+
+class MethodNotAllowedError(GatewayError):
+    """The path exists but not with this HTTP method."""
+
+    status = 405
+    error_type = INVALID_REQUEST_TYPE
+    code = "method_not_allowed"
+
+
+class ModelNotFoundError(GatewayError):
+    """The requested model is neither a configured deployment nor the virtual routing model."""
+
+    status = 404
+    error_type = INVALID_REQUEST_TYPE
+    code = "model_not_found"
+
+    def __init__(self, model: str, virtual_model: str) -> None:
+        super().__init__(
+            f"The model {model!r} is not configured on this gateway; use {virtual_model!r} to let the router "
+            "choose, or one of the names GET /v1/models lists.",
+            param="model",
+        )
+
+
+class UpstreamStatusError(GatewayError):
+    """The provider rejected the request with a 4xx; its status and message are passed on."""
+
+    error_type = INVALID_REQUEST_TYPE
+    code = "upstream_rejected"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.upstream_status = status
+
+    def status_code(self) -> int:
+        return self.upstream_status
+
+
+class UpstreamRateLimitError(GatewayError):
+    """The provider rate-limited the request."""
+
+    status = 429
+    error_type = RATE_LIMIT_TYPE
+    code = "upstream_rate_limited"
+
+    def __init__(self, message: str, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": self.retry_after} if self.retry_after else {}
+
+
+class UpstreamError(GatewayError):
+    """The provider failed (5xx, connection error, or a body that is not a completion)."""
+
+    status = 502
+    error_type = SERVER_ERROR_TYPE
+    code = "upstream_error"
+
+
+class UpstreamTimeoutError(GatewayError):
+    """The provider did not answer in time."""
+
+    status = 504
+    error_type = SERVER_ERROR_TYPE
+    code = "upstream_timeout"
+
+
+class GatewayConfigError(ValueError):
+    """The gateway cannot start: the message names the config key and what it must hold."""

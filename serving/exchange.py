@@ -1,0 +1,72 @@
+"""One request's bookkeeping from decision to last byte: its span, its metrics, its response id.
+
+Ends the span exactly once, whether the request succeeds, fails or the client goes away mid-stream.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from serving.api_error import ApiError
+from serving.request_span import Usage, usage_attributes
+from serving.routing.policy import Decision
+from serving.state import GatewayState
+from serving.telemetry import attributes as a
+
+ROUTER_VERSION_HEADER = "x-routeiq-router-version"
+MODEL_HEADER = "x-routeiq-model"
+DECISION_HEADER = "x-routeiq-decision"
+NO_ROUTER = "none"
+
+
+class Exchange:
+    """Started when the request is parsed; `succeed` or `fail` ends it."""
+
+    def __init__(self, state: GatewayState, endpoint: str, name: str, attributes: dict[str, Any]) -> None:
+        self.state = state
+        self.endpoint = endpoint
+        self.started = time.perf_counter()
+        self.span: Span = state.telemetry.tracer.start_span(name, kind=SpanKind.SERVER, attributes=attributes)
+        self.model = ""
+        self._ended = False
+
+    def decided(self, decision: Decision, attributes: dict[str, Any]) -> dict[str, str]:
+        """Record the decision; returns the response headers that name it."""
+        self.model = decision.model
+        self.span.set_attributes(attributes)
+        arm = decision.arm or ""
+        self.state.metrics.decisions.labels(decision.model, decision.by, arm).inc()
+        if decision.fallback_reason:
+            self.state.metrics.fallbacks.labels(decision.fallback_reason).inc()
+        version = decision.router.label if decision.router is not None else NO_ROUTER
+        return {MODEL_HEADER: decision.model, ROUTER_VERSION_HEADER: version, DECISION_HEADER: decision.by}
+
+    def succeed(self, usage: Usage, provider: str, cost_usd: float, cost_source: str, status: int = 200) -> None:
+        if self._ended:
+            return
+        self.span.set_attributes(usage_attributes(usage, provider, cost_usd, cost_source))
+        self.state.metrics.record_cost(self.model, cost_usd, cost_source)
+        if usage.response_id:
+            self.state.responses.remember(usage.response_id, self.span.get_span_context())
+        self._end(status)
+
+    def fail(self, error: BaseException) -> None:
+        if self._ended:
+            return
+        status = error.status_code() if isinstance(error, ApiError) else 500
+        code = error.code if isinstance(error, ApiError) else type(error).__name__
+        self.span.set_attribute(a.ERROR_TYPE, code)
+        self.span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+        self._end(status)
+
+    def _end(self, status: int) -> None:
+        self._ended = True
+        elapsed = time.perf_counter() - self.started
+        self.span.set_attribute(a.HTTP_STATUS, status)
+        self.span.set_attribute(a.LATENCY_MS, elapsed * 1000.0)
+        self.span.end()
+        self.state.metrics.requests.labels(self.endpoint, self.model, str(status)).inc()
+        self.state.metrics.latency.labels(self.endpoint).observe(elapsed)

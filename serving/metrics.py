@@ -1,0 +1,97 @@
+"""Prometheus metrics of one gateway: a registry per app (no process globals), named once here.
+
+Counting only; the routes and the poller call these methods, `/metrics` renders the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("routeiq.gateway.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class SpanCounts(Collector):
+    """Exposes the span exporter's own counters (queued, exported, dropped, failed) at scrape time."""
+
+    def __init__(self, read: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "routeiq_spans", "Spans by export destination and outcome", labels=["destination", "outcome"]
+        )
+        for destination, counts in self._read().items():
+            for outcome, count in counts.items():
+                family.add_metric([destination, outcome], count)
+        yield family
+
+
+class GatewayMetrics:
+    """Every metric the gateway exposes on /metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "routeiq_requests",
+            "Requests by endpoint, model and HTTP status",
+            ["endpoint", "model", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "routeiq_request_duration_seconds",
+            "Time to the full response",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "routeiq_routing_decisions",
+            "Routed requests by chosen model, how it was chosen and arm",
+            ["model", "by", "arm"],
+            registry=r,
+        )
+        self.fallbacks = Counter("routeiq_router_fallbacks", "Fallback decisions by reason", ["reason"], registry=r)
+        self.reloads = Counter(
+            "routeiq_router_polls", "Registry polls by slot and outcome", ["slot", "outcome"], registry=r
+        )
+        self.router_version = Gauge(
+            "routeiq_router_version", "Loaded router version per slot (0: none)", ["slot"], registry=r
+        )
+        self.cost = Counter(
+            "routeiq_cost_usd", "Upstream cost in USD by model and cost source", ["model", "source"], registry=r
+        )
+        self.zero_price = Counter(
+            "routeiq_zero_priced_requests",
+            "Requests to a model priced at 0 (probably a missing price)",
+            ["model"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "routeiq_feedback", "Feedback posts by whether the response id was known", ["known"], registry=r
+        )
+        self._warned_zero: set[str] = set()
+
+    def watch_spans(self, read: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self.registry.register(SpanCounts(read))
+
+    def record_cost(self, model: str, usd: float, source: str) -> None:
+        self.cost.labels(model, source).inc(usd)
+        if source == "zero_price":
+            self.zero_price.labels(model).inc()
+            if model not in self._warned_zero:
+                self._warned_zero.add(model)
+                log.warning(
+                    "model %s is priced at 0; set its prices in model_list (input/output_cost_per_token)", model
+                )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,42 @@
+"""`POST /v1/embeddings`: passed through to the named deployment; the virtual model does not route these."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from serving.auth import CallerDep
+from serving.exceptions import InvalidRequestError, ModelNotFoundError
+from serving.exchange import Exchange
+from serving.request_span import request_attributes
+from serving.routing.policy import explicit
+from serving.schemas import EmbeddingsRequest, parse_body, validate
+from serving.state import GatewayStateDep
+from serving.telemetry import attributes as a
+
+ENDPOINT = "embeddings"
+OPERATION = "embeddings"
+
+router = APIRouter()
+
+
+@router.post("/v1/embeddings")
+async def create_embeddings(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
+    body = parse_body(await request.body())
+    parsed = validate(EmbeddingsRequest, body, "OpenAI embeddings schema")
+    virtual = state.config.settings.routing.virtual_model
+    if parsed.model == virtual:
+        raise InvalidRequestError(
+            f"{virtual!r} routes chat completions only; name an embedding deployment from GET /v1/models",
+            param="model",
+        )
+    if parsed.model not in state.providers.names:
+        raise ModelNotFoundError(parsed.model, virtual)
+    exchange = Exchange(state, ENDPOINT, a.EMBEDDINGS_SPAN_NAME, request_attributes(OPERATION, parsed.model, False))
+    try:
+        headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
+        result = await state.providers.embed(parsed.model, body)
+    except BaseException as exc:
+        exchange.fail(exc)
+        raise
+    exchange.succeed(result, result.provider, result.cost.usd, result.cost.source)
+    return Response(result.body, media_type="application/json", headers=headers)

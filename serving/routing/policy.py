@@ -1,0 +1,146 @@
+"""The per-request routing policy: pick the arm, ask its router within the time budget, explore with ε,
+fall back when there is no router or it is slow or failing. Records the propensity of every choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from routers.routing_model import RoutedDecision
+from serving.routing.loader import ActiveRouter
+from serving.routing.slots import RouterSlot
+from serving.settings import RoutingSettings
+from serving.telemetry import attributes
+
+log = logging.getLogger("routeiq.gateway.routing")
+
+BY_ROUTER = attributes.DECISION_ROUTER
+BY_EXPLORATION = attributes.DECISION_EXPLORE
+BY_FALLBACK = attributes.DECISION_FALLBACK
+BY_NAME = attributes.DECISION_EXPLICIT
+
+NO_ROUTER = "no_router"
+TIMEOUT = "timeout"
+ROUTER_ERROR = "error"
+"""Why the fallback answered."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The chosen deployment, why, with what probability, and what the router predicted."""
+
+    model: str
+    by: str
+    propensity: float
+    cost_weight: float
+    arm: str | None = None
+    router: ActiveRouter | None = None
+    candidates: tuple[str, ...] = ()
+    quality: tuple[float, ...] = ()
+    cost: tuple[float, ...] = ()
+    fallback_reason: str | None = None
+
+
+def explicit(model: str) -> Decision:
+    """A request that named its deployment: no routing, propensity 1."""
+    return Decision(model=model, by=BY_NAME, propensity=1.0, cost_weight=0.0)
+
+
+def assignment_share(key: str) -> float:
+    """A stable draw in [0, 1) from `key`: the same key always lands in the same A/B arm."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
+
+
+class RoutingPolicy:
+    """Decides for the virtual model; state (rng, executor) lives on the app, not in the module."""
+
+    def __init__(
+        self,
+        champion: RouterSlot,
+        challenger: RouterSlot | None,
+        routing: RoutingSettings,
+        served: Sequence[str],
+        *,
+        executor: Executor,
+        rng: random.Random,
+    ) -> None:
+        self.champion = champion
+        self.challenger = challenger
+        self.routing = routing
+        self.served = tuple(served)
+        self._executor = executor
+        self._rng = rng
+
+    def slot_for(self, assignment_key: str) -> RouterSlot:
+        """The challenger for its share of keys (while it has a router loaded), else the champion."""
+        challenger = self.challenger
+        if challenger is None or challenger.active is None:
+            return self.champion
+        if assignment_share(assignment_key) < self.routing.challenger_fraction:
+            return challenger
+        return self.champion
+
+    async def decide(self, prompt: str, cost_weight: float, assignment_key: str) -> Decision:
+        slot = self.slot_for(assignment_key)
+        arm = slot.name if self.challenger is not None else None
+        router = slot.active
+        if router is None:
+            return self._fallback(NO_ROUTER, cost_weight, arm)
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(self._executor, _decide_one, router, prompt, cost_weight)
+        try:
+            routed = await asyncio.wait_for(call, self.routing.budget_ms / 1000.0)
+        except TimeoutError:
+            return self._fallback(TIMEOUT, cost_weight, arm, router)
+        except Exception:
+            log.exception("router version %s failed to decide; answering with the fallback", router.label)
+            return self._fallback(ROUTER_ERROR, cost_weight, arm, router)
+        return self._explore(routed, router, cost_weight, arm)
+
+    def _explore(self, routed: RoutedDecision, router: ActiveRouter, cost_weight: float, arm: str | None) -> Decision:
+        candidates = router.candidates
+        epsilon = self.routing.epsilon
+        greedy = routed.model
+        chosen, by = greedy, BY_ROUTER
+        if epsilon > 0 and self._rng.random() < epsilon:
+            chosen, by = self._rng.choice(candidates), BY_EXPLORATION
+        propensity = epsilon / len(candidates) + (1.0 - epsilon) * (chosen == greedy)
+        return Decision(
+            model=chosen,
+            by=by,
+            propensity=propensity,
+            cost_weight=cost_weight,
+            arm=arm,
+            router=router,
+            candidates=candidates,
+            quality=tuple(routed.quality[m] for m in candidates),
+            cost=tuple(routed.cost[m] for m in candidates),
+        )
+
+    def _fallback(
+        self, reason: str, cost_weight: float, arm: str | None, router: ActiveRouter | None = None
+    ) -> Decision:
+        fixed = self.routing.fallback_model
+        if fixed:
+            model, propensity = fixed, 1.0
+        else:
+            model, propensity = self._rng.choice(self.served), 1.0 / len(self.served)
+        return Decision(
+            model=model,
+            by=BY_FALLBACK,
+            propensity=propensity,
+            cost_weight=cost_weight,
+            arm=arm,
+            router=router,
+            fallback_reason=reason,
+        )
+
+
+def _decide_one(router: ActiveRouter, prompt: str, cost_weight: float) -> RoutedDecision:
+    return router.model.decide([prompt], router.candidates, cost_weight, ids=[""])[0]

@@ -1,0 +1,54 @@
+"""Running the gateway under uvicorn: blocking (`serve`, for `routeiq serve`) or in a background thread
+(`running`, for tests, the demo and benchmarks). Nothing starts at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from serving.app import create_app
+from serving.background_server import running_server
+from serving.config import GatewayConfig
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4000
+LOGGER = "routeiq"
+
+
+def server_config(config: GatewayConfig, host: str, port: int, access_log: bool = False) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+
+
+def show_logs(level: int = logging.INFO) -> None:
+    """Send the gateway's own log lines (router loads, superseded config keys, zero prices) to stderr."""
+    logger = logging.getLogger(LOGGER)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def serve(config: GatewayConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM)."""
+    show_logs()
+    uvicorn.Server(server_config(config, host, port, access_log=True)).run()
+
+
+@contextmanager
+def running(config: GatewayConfig, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[str]:
+    """Serve in a daemon thread (port 0 picks a free port); yield the base URL (no `/v1`); stop on exit."""
+    with running_server(server_config(config, host, port), "routeiq-gateway") as url:
+        yield url

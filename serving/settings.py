@@ -1,0 +1,103 @@
+"""The gateway's own settings: the `routeiq_settings` section of the config, with defaults for every key.
+
+A frozen pydantic model; reading the YAML file and LiteLLM's sections is `serving.config`'s job.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from registry import names
+from serving.telemetry.settings import TelemetrySettings
+
+DEFAULT_REFERENCE = f"models:/{names.REGISTERED_MODEL}/{names.PRODUCTION_STAGE}"
+"""The registry reference the gateway watches unless told otherwise: the Production stage."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class SigningSettings(BaseModel):
+    """Verification of router artifacts: `scheme` hmac-sha256 (key = shared secret) or ed25519 (key = PEM)."""
+
+    model_config = _FROZEN
+
+    scheme: str = "hmac-sha256"
+    """`hmac-sha256` or `ed25519`."""
+    key: str = Field(min_length=1)
+    """The shared secret (HMAC) or the PEM public key (Ed25519); use an `os.environ/VAR` reference."""
+    required: bool = True
+    """Refuse unsigned versions (otherwise only a present signature is checked)."""
+
+
+class RoutingSettings(BaseModel):
+    """How the virtual model picks a deployment: the watched router, λ bounds, exploration, fallbacks."""
+
+    model_config = _FROZEN
+
+    virtual_model: str = Field(default="auto", min_length=1)
+    """The model name that means "let the router choose"; must not be a `model_name` of `model_list`."""
+    family: str | None = None
+    """Set by `routing_strategy: llmrouter-<family>`: versions of any other family are refused."""
+    reference: str = DEFAULT_REFERENCE
+    """`models:/routeiq-router/Production`, `models:/routeiq-router@production`, a fixed version, or a directory."""
+    challenger_reference: str | None = None
+    """A second watched reference for an A/B test (same forms as `reference`)."""
+    challenger_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of callers (by a stable hash of user, session or key) routed by the challenger."""
+    poll_interval_seconds: float = Field(default=30.0, gt=0.0)
+    """Seconds between registry polls (LiteLLM's `routing_strategy_args.reload_interval`)."""
+    hot_reload: bool = True
+    """Keep polling after start; off: the version found at start serves until restart."""
+    cost_weight: float = Field(default=0.0, ge=0.0)
+    """Default λ in argmax quality − λ·cost (quality per USD) when a request sets none."""
+    min_cost_weight: float = Field(default=0.0, ge=0.0)
+    """Lowest λ a request may ask for; lower values are clamped."""
+    max_cost_weight: float = Field(default=1.0e6, ge=0.0)
+    """Highest λ a request may ask for; higher values are clamped."""
+    epsilon: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of routed requests sent to a uniformly drawn candidate instead of the router's choice."""
+    seed: int | None = None
+    """Seed of exploration draws (None: fresh entropy per start)."""
+    fallback_model: str | None = None
+    """Used when the router is missing, slow or failing; None: a uniform draw among the deployments."""
+    budget_ms: float = Field(default=250.0, gt=0.0)
+    """Time the router may take per decision before the fallback answers instead."""
+    allow_partial_candidates: bool = False
+    """Accept a router that knows models this gateway does not serve (it then chooses among the shared ones)."""
+    allowed_custom_routers: tuple[str, ...] = ()
+    """`module:Class` paths a `custom` family artifact may import; any other custom router is refused."""
+    signing: SigningSettings | None = None
+    """Verify artifact signatures (see `routeiq_settings.routing.signing`); None: hashes only."""
+    warmup_prompts: tuple[str, ...] = ("What is 2 + 2?", "Write a haiku about routers.")
+    """Prompts a new version must route before it is swapped in."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RoutingSettings:
+        if self.min_cost_weight > self.max_cost_weight:
+            raise ValueError("min_cost_weight must not exceed max_cost_weight")
+        if self.challenger_fraction > 0 and not self.challenger_reference:
+            raise ValueError("challenger_fraction > 0 needs a challenger_reference to send that traffic to")
+        return self
+
+    def clamp(self, cost_weight: float) -> float:
+        """`cost_weight` within the configured bounds."""
+        return min(max(cost_weight, self.min_cost_weight), self.max_cost_weight)
+
+
+class GatewaySettings(BaseModel):
+    """Everything the gateway needs beyond LiteLLM's `model_list`."""
+
+    model_config = _FROZEN
+
+    routing: RoutingSettings = RoutingSettings()
+    """How the virtual model is routed (table below)."""
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """Where spans go (table below)."""
+    fast_path: bool = True
+    """Forward to OpenAI-compatible upstreams directly (one keep-alive client) instead of through LiteLLM."""
+    upstream_timeout_seconds: float = Field(default=600.0, gt=0.0)
+    """Total time allowed per upstream call (LiteLLM's `router_settings.timeout` when set)."""
+    tracking_uri: str | None = None
+    """MLflow tracking/registry URI; None: MLFLOW_TRACKING_URI, else the local store under runs/."""
+    feedback_window: int = Field(default=100_000, ge=1)
+    """Recent response ids remembered to link feedback to its request span."""

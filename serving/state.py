@@ -1,0 +1,49 @@
+"""What one running gateway holds, on `app.state.gateway`, and the dependency alias routes use to get it.
+
+Built by the app lifespan; nothing here starts or stops anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.config import GatewayConfig
+from serving.metrics import GatewayMetrics
+from serving.providers.providers import Providers
+from serving.responses import RecentResponses
+from serving.routing.policy import RoutingPolicy
+from serving.routing.poller import RegistryPoller
+from serving.routing.slots import RouterSlot
+from serving.telemetry.tracing import Telemetry
+
+
+@dataclass
+class GatewayState:
+    """The gateway's parts; the slots inside the policy are swapped by the poller."""
+
+    config: GatewayConfig
+    providers: Providers
+    telemetry: Telemetry
+    metrics: GatewayMetrics
+    policy: RoutingPolicy
+    poller: RegistryPoller
+    responses: RecentResponses
+    started_at: float = field(default_factory=time.time)
+    poll_task: asyncio.Task[None] | None = None
+
+    @property
+    def slots(self) -> tuple[RouterSlot, ...]:
+        return self.poller.slots
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+GatewayStateDep = Annotated[GatewayState, Depends(get_state)]

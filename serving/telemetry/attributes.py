@@ -1,0 +1,64 @@
+"""Span names and span attribute names, each written once: OTel GenAI conventions plus `routeiq.*`.
+
+Constants only; code that records or reads spans imports these and never spells an attribute itself.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Span names.
+CHAT_SPAN_NAME: Final = "chat"
+EMBEDDINGS_SPAN_NAME: Final = "embeddings"
+FEEDBACK_SPAN_NAME: Final = "routeiq.feedback"
+
+# OTel GenAI semantic conventions (and the general ones they rely on).
+OPERATION_NAME: Final = "gen_ai.operation.name"
+PROVIDER_NAME: Final = "gen_ai.provider.name"
+REQUEST_MODEL: Final = "gen_ai.request.model"
+RESPONSE_MODEL: Final = "gen_ai.response.model"
+RESPONSE_ID: Final = "gen_ai.response.id"
+INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+ERROR_TYPE: Final = "error.type"
+HTTP_STATUS: Final = "http.response.status_code"
+
+# The routing decision.
+ROUTER_VERSION: Final = "routeiq.router.version"
+ROUTER_FAMILY: Final = "routeiq.router.family"
+ROUTER_ARM: Final = "routeiq.router.arm"
+CANDIDATES: Final = "routeiq.candidates"
+"""string[]: the deployments the router chose among."""
+PREDICTED_QUALITY: Final = "routeiq.predicted.quality"
+"""double[]: expected quality per candidate, aligned with `CANDIDATES`."""
+PREDICTED_COST: Final = "routeiq.predicted.cost"
+"""double[]: expected cost in USD per candidate, aligned with `CANDIDATES`."""
+CHOSEN_MODEL: Final = "routeiq.chosen_model"
+PROPENSITY: Final = "routeiq.propensity"
+COST_WEIGHT: Final = "routeiq.cost_weight"
+DECISION: Final = "routeiq.decision"
+"""How the model was picked: one of `DECISIONS`."""
+FALLBACK_REASON: Final = "routeiq.fallback_reason"
+
+# What the request cost and carried.
+COST_USD: Final = "routeiq.cost.usd"
+COST_SOURCE: Final = "routeiq.cost.source"
+PROMPT_HASH: Final = "routeiq.prompt.hash"
+PROMPT_TEXT: Final = "routeiq.prompt.text"
+"""Recorded only when `TelemetrySettings.capture_prompts` is on."""
+STREAM: Final = "routeiq.stream"
+LATENCY_MS: Final = "routeiq.latency_ms"
+
+# Feedback, recorded on a `FEEDBACK_SPAN_NAME` span linked to the request's span.
+FEEDBACK_RESPONSE_ID: Final = "routeiq.feedback.response_id"
+FEEDBACK_SCORE: Final = "routeiq.feedback.score"
+FEEDBACK_SOURCE: Final = "routeiq.feedback.source"
+FEEDBACK_KNOWN: Final = "routeiq.feedback.known"
+
+# Values of `DECISION`.
+DECISION_ROUTER: Final = "router"
+DECISION_EXPLORE: Final = "explore"
+DECISION_FALLBACK: Final = "fallback"
+DECISION_EXPLICIT: Final = "explicit"
+DECISIONS: Final = (DECISION_ROUTER, DECISION_EXPLORE, DECISION_FALLBACK, DECISION_EXPLICIT)

@@ -23,7 +23,6 @@ TRACE_ID_HEX_DIGITS = 32
 SPAN_ID_HEX_DIGITS = 16
 STATUS_CODES = MappingProxyType({"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2})
 SPECIAL_DOUBLES = MappingProxyType({"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf})
-INCOMPLETE_REASON = "incomplete line"
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ class MalformedLine:
     file: Path
     line: int
     reason: str
+    incomplete: bool = False
+    """A last line without its newline: a writer may still be writing it."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def span_files(directory: Path) -> list[Path]:
 def iter_span_lines(directory: Path) -> Iterator[SpanRecord | MalformedLine]:
     """Streams every span of every file, and a `MalformedLine` for each line or span that cannot be read.
 
-    An unfinished last line comes out as a `MalformedLine` whose reason starts with `INCOMPLETE_REASON`.
+    An unfinished last line comes out as a `MalformedLine` with `incomplete=True`.
     """
     for path in span_files(directory):
         yield from _read_file(path)
@@ -92,7 +93,7 @@ def read_spans(directory: Path) -> Iterator[SpanRecord]:
     for item in iter_span_lines(directory):
         if isinstance(item, SpanRecord):
             yield item
-        elif not item.reason.startswith(INCOMPLETE_REASON):
+        elif not item.incomplete:
             _logger.warning("Skipping %s line %d: %s", item.file, item.line, item.reason)
 
 
@@ -104,7 +105,7 @@ def scan_spans(directory: Path) -> SpanScan:
     for item in iter_span_lines(directory):
         if isinstance(item, SpanRecord):
             records.append(item)
-        elif item.reason.startswith(INCOMPLETE_REASON):
+        elif item.incomplete:
             incomplete.append(item)
         else:
             malformed.append(item)
@@ -132,7 +133,7 @@ def _read_file(path: Path) -> Iterator[SpanRecord | MalformedLine]:
     with path.open("rb") as file:
         for number, raw in enumerate(file, start=1):
             if not raw.endswith(b"\n"):
-                yield MalformedLine(path, number, f"{INCOMPLETE_REASON}: no trailing newline (still being written?)")
+                yield MalformedLine(path, number, "no trailing newline (still being written?)", incomplete=True)
             elif raw.strip():
                 yield from _read_line(raw, path, number)
 

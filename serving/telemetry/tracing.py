@@ -5,6 +5,7 @@ It never sets the global tracer provider; the app keeps one `Telemetry` and star
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ TRACER_NAME = "routeiq.gateway"
 OTLP_TRACES_PATH = "/v1/traces"
 FILE_DESTINATION = "file"
 OTLP_DESTINATION = "otlp"
+SHUTDOWN_TIMEOUT_MILLIS = 5000
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,15 @@ class Telemetry:
         """Export every span ended so far; False if `timeout_millis` passed first."""
         return self._provider.force_flush(timeout_millis) if self._provider is not None else True
 
-    def shutdown(self) -> None:
-        """Export what is queued, stop the threads and close the files; later spans are counted as dropped."""
+    def shutdown(self, timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
+        """Export what is queued, stop the threads and close the files; later spans are counted as dropped.
+
+        The files are drained first. Whatever a destination has not exported by `timeout_millis` (a collector
+        that is down) is given up and counted in `failed`, so a missing collector cannot hold up a shutdown.
+        """
+        deadline = time.monotonic() + timeout_millis / 1000
+        for processor in self._processors.values():
+            processor.shutdown(max(int((deadline - time.monotonic()) * 1000), 0))
         if self._provider is not None:
             self._provider.shutdown()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -283,7 +284,7 @@ class _CollectorHandler(BaseHTTPRequestHandler):
 def collector() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CollectorHandler)
     server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -304,6 +305,22 @@ def test_otlp_http_export_reaches_a_collector(tmp_path: Path, collector: Threadi
     assert span.name == attr.CHAT_SPAN_NAME
     assert set(telemetry.counts()) == {"file", "otlp"}
     assert telemetry.counts()["otlp"].exported == 1
+    assert [r.name for r in read_spans(tmp_path / "traces")] == [attr.CHAT_SPAN_NAME]
+
+
+def test_a_collector_that_is_down_costs_failures_not_a_slow_shutdown(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    telemetry = Telemetry(_settings(tmp_path, otlp_endpoint=f"http://127.0.0.1:{closed_port}"))
+    telemetry.start()
+    telemetry.tracer.start_span(attr.CHAT_SPAN_NAME).end()
+    started = time.monotonic()
+    telemetry.shutdown(timeout_millis=300)
+
+    assert time.monotonic() - started < 3
+    counts = telemetry.counts()
+    assert (counts["file"].exported, counts["otlp"].exported, counts["otlp"].failed) == (1, 0, 1)
     assert [r.name for r in read_spans(tmp_path / "traces")] == [attr.CHAT_SPAN_NAME]
 
 

@@ -86,11 +86,21 @@ def recorded(outcomes: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def upstream(outcomes: pa.Table, mlflow_workspace: Path) -> Iterator[str]:
+    with replay_running(ReplaySettings(outcomes=mlflow_workspace / "outcomes.parquet")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    versions: dict[str, int], models: list[str], mlflow_workspace: Path, monkeypatch_module: pytest.MonkeyPatch
+    versions: dict[str, int],
+    models: list[str],
+    mlflow_workspace: Path,
+    upstream: str,
+    monkeypatch_module: pytest.MonkeyPatch,
 ) -> Iterator[str]:
     monkeypatch_module.setenv("ROUTEIQ_TEST_MASTER_KEY", MASTER_KEY)
-    with replay_running(ReplaySettings(outcomes=mlflow_workspace / "outcomes.parquet")) as upstream:
+    if True:
         config = {
             "model_list": [
                 {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "sk-up"}}
@@ -353,3 +363,72 @@ def test_promotion_while_requests_flow_changes_decisions_with_no_failures(
     versions_in_order = [v for v, _ in seen]
     switch = versions_in_order.index(str(versions["cheapest"]))
     assert set(versions_in_order[switch:]) == {str(versions["cheapest"])}  # no flapping back
+
+
+def test_tools_and_response_format_pass_through(client: OpenAI, prompts: list[str]) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    completion, headers = ask(client, prompts[5], tools=[tool], response_format={"type": "text"})
+    assert completion.choices[0].message.content and headers["x-routeiq-decision"] == "router"
+
+
+def test_embeddings_pass_through_to_the_named_deployment(client: OpenAI, gateway: str, models: list[str]) -> None:
+    result = client.embeddings.create(model=models[0], input=["routing", "gateways"])
+    assert len(result.data) == 2 and len(result.data[0].embedding) > 0
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    virtual = httpx.post(f"{gateway}/v1/embeddings", json={"model": "auto", "input": "x"}, headers=auth)
+    assert virtual.status_code == 400 and "chat completions only" in virtual.json()["error"]["message"]
+
+
+def test_the_litellm_path_serves_the_same_recorded_answers_and_costs(
+    upstream: str, models: list[str], prompts: list[str], recorded: dict[tuple[str, str], Any], tmp_path: Path
+) -> None:
+    config = {
+        "model_list": [
+            {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "sk-up"}}
+            for m in models[:2]
+        ],
+        "routeiq_settings": {
+            "fast_path": False,
+            "telemetry": {"directory": str(tmp_path / "traces"), "export_interval_seconds": 0.1},
+        },
+    }
+    path = tmp_path / "litellm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with running(load_config(path)) as url:
+        sdk = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        completion, headers = ask(sdk, prompts[0], model=models[1])
+        row = recorded[(prompt_id(prompts[0]), models[1])]
+        assert completion.choices[0].message.content == row[schema.RESPONSE]
+        stream = sdk.chat.completions.create(
+            model=models[1], messages=[{"role": "user", "content": prompts[0]}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == row[schema.RESPONSE]
+        span = wait_for(lambda: spans_by_response(tmp_path / "traces").get(completion.id), what="litellm span")
+        assert span.attributes[a.COST_USD] == pytest.approx(row[schema.COST_USD])
+        _, headers = ask(sdk, prompts[0])  # no learned strategy: the virtual model uses the fallback
+        assert headers["x-routeiq-decision"] == "fallback" and headers["x-routeiq-model"] in models[:2]
+
+
+def test_a_version_that_fails_verification_keeps_the_old_router(
+    gateway: str, versions: dict[str, int], mlflow_workspace: Path, client: OpenAI, prompts: list[str]
+) -> None:
+    serving_now = admin(gateway)["champion"]["version"]
+    mlflow = MlflowClient()
+    knn = mlflow.get_model_version("routeiq-router", str(versions["knn"]))
+    model_id = str(knn.source).rsplit("/", 1)[-1]  # MLflow 3 stores logged models under models/<model id>
+    stored = [p for p in mlflow_workspace.rglob("router_artifact/router.json") if model_id in str(p)]
+    assert stored, "the knn artifact is not in the local store"
+    for path in stored:
+        path.write_text(path.read_text().replace('"knn"', '"knn" '))  # one byte: the manifest hash breaks
+    promote(mlflow, get_version(mlflow, versions["knn"]), force=True)
+
+    def failed() -> Any:
+        poll = admin(gateway)["champion"]["last_poll"]
+        return poll if poll["status"] == "failed" else None
+
+    poll = wait_for(failed, what="the failed load")
+    assert "altered" in poll["message"] and f"still serving version {serving_now}" in poll["message"]
+    assert admin(gateway)["champion"]["version"] == serving_now
+    _, headers = ask(client, prompts[0])
+    assert headers["x-routeiq-router-version"] == str(serving_now)
+    assert 'routeiq_router_polls_total{outcome="failed",slot="champion"}' in httpx.get(f"{gateway}/metrics").text

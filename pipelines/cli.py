@@ -111,6 +111,55 @@ def serve_command(
     serve(load_config(config), host=host, port=port)
 
 
+@app.command("replay")
+def replay_command(
+    gateway: Annotated[str, typer.Option(help="Gateway base URL, e.g. http://127.0.0.1:4000.")],
+    outcomes: Annotated[Path, typer.Option(help="Outcome table whose prompts are sent.")] = DEFAULT_OUTCOMES,
+    split: Annotated[str, typer.Option(help="train | valid | test | all.")] = "test",
+    limit: Annotated[int | None, typer.Option(min=1, help="Send at most this many prompts.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.0, help="Requests per second (default: as fast as allowed).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight at once.")] = 4,
+    cost_weight: Annotated[float | None, typer.Option(min=0.0, help="λ sent as x-routeiq-cost-weight.")] = None,
+    model: Annotated[str, typer.Option(help="Model name to ask for (the gateway's virtual model routes).")] = "auto",
+    api_key: Annotated[str, typer.Option(envvar="ROUTEIQ_API_KEY", help="Bearer key of the gateway.")] = "routeiq",
+) -> None:
+    """Drive recorded prompts through a gateway with the openai client, post their recorded quality as feedback,
+    and print quality, cost per 1k prompts and share per model."""
+    import asyncio
+
+    from pipelines.outcomes import read_outcomes
+    from pipelines.traffic import TrafficSummary, drive, prompts_of
+
+    if not outcomes.is_file():
+        raise CliError(f"outcome table {outcomes} not found; create it with 'routeiq data import'")
+    prompts = prompts_of(read_outcomes(outcomes), None if split == "all" else split, limit)
+    if not prompts:
+        raise CliError(f"{outcomes} has no prompts in split {split!r}; use train, valid, test or all")
+    step = max(1, len(prompts) // 10)
+
+    def progress(summary: TrafficSummary) -> None:
+        if summary.sent % step == 0 or summary.sent == len(prompts):
+            typer.echo(f"  {summary.sent}/{len(prompts)} sent, {summary.failed} failed", err=True)
+
+    summary = asyncio.run(
+        drive(
+            gateway,
+            prompts,
+            api_key=api_key,
+            model=model,
+            cost_weight=cost_weight,
+            rate=rate,
+            concurrency=concurrency,
+            progress=progress,
+        )
+    )
+    typer.echo(summary.render())
+    if summary.failed:
+        raise CliError(f"{summary.failed} of {summary.sent} requests failed; see the error counts above")
+
+
 @app.command("eval")
 def evaluate(
     outcomes: Annotated[Path, typer.Option(help="Outcome table with the true outcomes.")],

@@ -26,6 +26,7 @@ from pipelines.outcomes import import_source, read_outcomes, write_outcomes
 from pipelines.sources import SOURCES
 from pipelines.summary import render, summarise
 from pipelines.train import split_sets
+from routers.artifact import save
 from routers.registry import family_class
 from routers.routing_model import RoutingModel
 
@@ -33,6 +34,7 @@ REPLAY_MODELS = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat", "claude-in
 DEMO_COST_WEIGHT = 20.0
 """λ of the router's own choices: one quality point (0.01) is worth $0.0005 per prompt."""
 READY_TIMEOUT_S = 60.0
+KNN_ARTIFACT = "router-knn"
 
 
 def say(text: str) -> None:
@@ -64,49 +66,47 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_replay_provider(outcomes: Path, workdir: Path) -> Iterator[str]:
-    """Start `routeiq replay-provider` on a free loopback port; yield its base URL; always stop it."""
-    port = free_port()
-    log = workdir / "replay-provider.log"
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "replay-provider",
-        "--outcomes",
-        str(outcomes),
-        "--port",
-        str(port),
-    ]
+def running_process(name: str, arguments: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `python -m pipelines.cli <arguments>`; wait until `ready_url` answers 200; always stop it."""
+    command = [sys.executable, "-m", "pipelines.cli", *arguments]
     with log.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
         try:
-            base_url = f"http://127.0.0.1:{port}/v1"
-            _wait_ready(base_url, process, log)
-            say(f"replay provider pid {process.pid} ready on {base_url} (log: {log})")
-            yield base_url
+            _wait_ready(name, ready_url, process, log)
+            say(f"{name} pid {process.pid} ready (log: {log})")
+            yield process
         finally:
             process.terminate()
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
             # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is the normal end.
             ended = "cleanly" if process.returncode in (0, -signal.SIGTERM) else f"with code {process.returncode}"
-            say(f"replay provider stopped {ended}")
+            say(f"{name} stopped {ended}")
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+@contextlib.contextmanager
+def running_replay_provider(outcomes: Path, workdir: Path) -> Iterator[str]:
+    """Start `routeiq replay-provider` on a free loopback port; yield its `/v1` base URL; always stop it."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    arguments = ["replay-provider", "--outcomes", str(outcomes), "--port", str(port)]
+    with running_process("replay provider", arguments, f"{base_url}/models", workdir / "replay-provider.log"):
+        yield base_url
+
+
+def _wait_ready(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"replay provider exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=1.0).status_code == 200:
                 return
         time.sleep(0.2)
-    raise RuntimeError(f"replay provider not ready after {READY_TIMEOUT_S:.0f} s; see {log}")
+    raise RuntimeError(f"{name} not ready after {READY_TIMEOUT_S:.0f} s; see {log}")
 
 
 def replay_round_trip(base_url: str, outcomes: Path, count: int) -> int:
@@ -150,12 +150,15 @@ def _sample_rows(table: pa.Table, count: int) -> list[dict[str, Any]]:
 
 
 def evaluate_knn_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
-    """Fit a kNN router (fast features, default parameters) on the training split; route and score the test split."""
+    """Fit a kNN router (fast features, default parameters) on the training split; route and score the test split.
+
+    The fitted router is saved as an artifact under `workdir` for the gateway step."""
     table = read_outcomes(outcomes)
     splits = split_sets(table)
     featurizer = build("fast").fit(list(splits.train.prompts))
     train = splits.train.with_features(featurizer.transform(list(splits.train.prompts)))
     model = RoutingModel(featurizer, family_class("knn")(seed=0).fit(train))
+    save(workdir / KNN_ARTIFACT, model.router, model.featurizer)
     decisions = model.decide(list(splits.test.prompts), cost_weight=DEMO_COST_WEIGHT, ids=list(splits.test.prompt_ids))
     decisions_path = workdir / "decisions-knn.jsonl"
     decisions_path.write_text("".join(json.dumps(d.as_record()) + "\n" for d in decisions))
@@ -164,3 +167,8 @@ def evaluate_knn_router(outcomes: Path, workdir: Path) -> dict[str, Any]:
         say(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     say(f"report {workdir / 'eval' / 'report.json'}, plot {workdir / 'eval' / 'curves.png'}")
     return report
+
+
+def recorded_models(outcomes: Path) -> list[str]:
+    """Every model with recorded answers in `outcomes`, sorted."""
+    return sorted(set(read_outcomes(outcomes)[schema.MODEL].to_pylist()))

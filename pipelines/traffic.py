@@ -69,6 +69,8 @@ class TrafficSummary:
         ]
         lines += [f"  {share:6.1%}  {model}" for model, share in self.shares().items()]
         lines += [f"  error {code}: {n}" for code, n in self.errors.most_common()]
+        if self.unrecorded:
+            lines.append(f"  {self.unrecorded} unrecorded: answers with no recorded quality, so no feedback posted")
         return "\n".join(lines)
 
 

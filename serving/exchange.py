@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from serving.api_error import ApiError
+from serving.providers.result import StreamSummary
 from serving.request_span import Usage, usage_attributes
 from serving.routing.policy import Decision
 from serving.state import GatewayState
@@ -53,9 +54,13 @@ class Exchange:
             self.state.responses.remember(usage.response_id, self.span.get_span_context())
         self._end(status)
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, partial: StreamSummary | None = None) -> None:
+        """End as failed; a stream cut mid-way still records what was used and what it cost."""
         if self._ended:
             return
+        if partial is not None:
+            self.span.set_attributes(usage_attributes(partial, partial.provider, partial.cost.usd, partial.cost.source))
+            self.state.metrics.record_cost(self.model, partial.cost.usd, partial.cost.source)
         status = error.status_code() if isinstance(error, ApiError) else 500
         code = error.code if isinstance(error, ApiError) else type(error).__name__
         self.span.set_attribute(a.ERROR_TYPE, code)

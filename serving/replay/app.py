@@ -15,12 +15,12 @@ from starlette.exceptions import HTTPException
 
 from serving.api_error import error_response
 from serving.replay.exceptions import MethodNotAllowedError, ReplayError, UnknownRouteError
-from serving.replay.routes import chat_completions, models
+from serving.replay.routes import chat_completions, embeddings, models
 from serving.replay.schemas import invalid_request
 from serving.replay.settings import ReplaySettings
 from serving.replay.state import build_state
 
-SERVED_ROUTES = "GET /v1/models and POST /v1/chat/completions"
+SERVED_ROUTES = "GET /v1/models, POST /v1/chat/completions and POST /v1/embeddings"
 
 
 def create_app(settings: ReplaySettings) -> FastAPI:
@@ -34,6 +34,7 @@ def create_app(settings: ReplaySettings) -> FastAPI:
     app = FastAPI(title="RouteIQ replay provider", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(models.router)
     app.include_router(chat_completions.router)
+    app.include_router(embeddings.router)
     app.add_exception_handler(ReplayError, _replay_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

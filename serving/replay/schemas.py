@@ -15,6 +15,10 @@ from serving.replay.exceptions import InvalidRequestError
 
 Text = Annotated[str, Field(min_length=1)]
 Tokens = Annotated[list[int], Field(min_length=1)]
+EmbeddingsInput = (
+    Text | Annotated[list[Text], Field(min_length=1)] | Tokens | Annotated[list[Tokens], Field(min_length=1)]
+)
+"""One text, texts, one token array, or token arrays; nothing empty."""
 
 
 class ChatCompletionRequest(BaseModel):
@@ -47,7 +51,7 @@ class EmbeddingsRequest(BaseModel):
     model_config = STRICT
 
     model: str = Field(min_length=1)
-    input: Text | list[Text] | Tokens | list[Tokens] = Field(union_mode="left_to_right")
+    input: EmbeddingsInput = Field(union_mode="left_to_right")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
@@ -76,7 +80,15 @@ def parse_embeddings_request(body: bytes) -> EmbeddingsRequest:
     try:
         return EmbeddingsRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise invalid_request(exc.errors(include_url=False), "OpenAI embeddings schema") from exc
+        errors = exc.errors(include_url=False)
+        if errors[0]["loc"][:1] == ("input",):
+            # A union reports one error per member; one sentence about the accepted shapes says more.
+            raise InvalidRequestError(
+                "Invalid value for `input`: send a non-empty string, a list of non-empty strings, a token array "
+                "or a list of token arrays.",
+                param="input",
+            ) from exc
+        raise invalid_request(errors, "OpenAI embeddings schema") from exc
 
 
 def invalid_request(errors: list[ErrorDetails], schema: str = "OpenAI chat schema") -> InvalidRequestError:

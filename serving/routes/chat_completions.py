@@ -73,7 +73,7 @@ async def _forward(stream: ProviderStream, exchange: Exchange) -> AsyncIterator[
         async for chunk in stream:
             yield chunk
     except BaseException as exc:
-        exchange.fail(exc)
+        exchange.fail(exc, stream.summary)
         raise
     summary = stream.summary
     if summary is None:

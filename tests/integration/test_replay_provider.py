@@ -242,7 +242,7 @@ def test_malformed_requests_are_400_never_422(base_url: str, body: Any, param: s
 
 
 def test_unknown_routes_get_openai_shaped_errors(base_url: str) -> None:
-    missing = httpx.get(f"{base_url}/embeddings", timeout=5)
+    missing = httpx.post(f"{base_url}/audio/speech", json={}, timeout=5)
     wrong_method = httpx.get(f"{base_url}/chat/completions", timeout=5)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "unknown_route")
     assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
@@ -265,3 +265,23 @@ def test_replays_real_routerbench_answers(data_dir: Path, tmp_path: Path) -> Non
             assert answer.usage.model_extra.get("cost") == row["cost_usd"]
             assert answer.usage.prompt_tokens == (row["input_tokens"] or estimate_tokens(row["prompt"]))
     assert len(first_per_model) == 11
+
+
+def test_embeddings_are_deterministic_unit_vectors_with_usage(client: OpenAI, base_url: str) -> None:
+    # The SDK asks for base64 unless told otherwise; both encodings must give the same floats.
+    texts = [ADD, HAIKU, ADD]
+    as_base64 = client.embeddings.create(model=BETA, input=texts)
+    as_floats = client.embeddings.create(model=BETA, input=texts, encoding_format="float")
+    vectors = [item.embedding for item in as_floats.data]
+    assert [item.index for item in as_floats.data] == [0, 1, 2] and as_floats.model == BETA
+    assert all(len(v) == 16 and math.isclose(sum(x * x for x in v), 1.0) for v in vectors)
+    assert vectors[0] == vectors[2] != vectors[1]
+    for decoded, floats in zip(as_base64.data, vectors, strict=True):
+        assert decoded.embedding == pytest.approx(floats, abs=1e-6)  # float32 on the wire
+    tokens = 2 * estimate_tokens(ADD) + estimate_tokens(HAIKU)
+    assert as_floats.usage.prompt_tokens == as_floats.usage.total_tokens == tokens
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.embeddings.create(model="no-such-model", input="x")
+    assert caught.value.code == "model_not_found"
+    empty = httpx.post(f"{base_url}/embeddings", json={"model": BETA, "input": []}, timeout=5)
+    assert (empty.status_code, empty.json()["error"]["param"]) == (400, "input")

@@ -1,0 +1,222 @@
+"""The one module that imports litellm: a `litellm.Router` over the deployments, its answers as OpenAI bytes,
+its exceptions as gateway errors, and LiteLLM's bundled price map. Imported lazily by `Providers.start()`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from functools import partial
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+from litellm.exceptions import Timeout
+from litellm.litellm_core_utils.core_helpers import UPSTREAM_USAGE_COST
+from litellm.litellm_core_utils.get_model_cost_map import GetModelCostMap
+from litellm.router import Router
+from litellm.types.router import RouterRateLimitError
+
+from serving.exceptions import (
+    ForbiddenParameterError,
+    GatewayConfigError,
+    GatewayError,
+    UpstreamError,
+    UpstreamRateLimitError,
+    UpstreamTimeoutError,
+)
+from serving.providers import sse
+from serving.providers.accounting import Meter
+from serving.providers.deployment import OPENAI_COMPATIBLE, Deployment
+from serving.providers.pricing import PriceMap
+from serving.providers.result import LITELLM, Events, ProviderResult, ProviderStream
+from serving.providers.upstream_errors import status_error
+
+CONTROL_PARAMETERS: Final = frozenset(
+    {"api_base", "base_url", "api_key", "api_version", "extra_headers", "custom_llm_provider", "model_list"}
+    | {"mock_response", "mock_tool_calls", "fallbacks", "num_retries", "max_retries", "timeout", "caching"}
+)
+"""Keywords LiteLLM would act on rather than send upstream; a client body may not carry them."""
+ROUTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({"num_retries": 0, "disable_cooldowns": True})
+"""No retries and no cooldowns unless `router_settings` asks: the gateway reports each upstream failure as
+it happened, and a single-deployment name would otherwise turn one failure into minutes of 429s."""
+PLACEHOLDER_KEY: Final = "no-key"
+_LITELLM_PREFIX: Final = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+(?:Exception|Error) - )?")
+
+
+class LiteLLMAdapter:
+    """Every call through one `litellm.Router`; its routing strategy picks among deployments sharing a name."""
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment],
+        routing_strategy: str = "simple-shuffle",
+        timeout_seconds: float = 600.0,
+        router_settings: Mapping[str, Any] | None = None,
+        price_map: PriceMap | None = None,
+    ) -> None:
+        self._price_map = price_map
+        self._by_id: dict[str, Deployment] = {}
+        model_list = [self._entry(index, deployment) for index, deployment in enumerate(deployments)]
+        settings = {**ROUTER_DEFAULTS, "timeout": timeout_seconds, **(router_settings or {})}
+        try:
+            self._router = Router(model_list=model_list, routing_strategy=routing_strategy, **settings)
+        except (TypeError, ValueError) as exc:
+            raise GatewayConfigError(f"LiteLLM refused the model_list or router_settings: {exc}") from exc
+
+    def _entry(self, index: int, deployment: Deployment) -> dict[str, Any]:
+        # Our own ids let an answer (or a failure) name the deployment LiteLLM picked.
+        model_id = str(deployment.model_info.get("id") or f"{deployment.model_name}#{index}")
+        self._by_id[model_id] = deployment
+        params = dict(deployment.litellm_params)
+        if deployment.provider in OPENAI_COMPATIBLE and deployment.api_base and not deployment.api_key:
+            # A keyless OpenAI-compatible upstream (the direct path sends no key); LiteLLM's client insists on one.
+            params["api_key"] = PLACEHOLDER_KEY
+        info = {**deployment.model_info, "id": model_id}
+        return {"model_name": deployment.model_name, "litellm_params": params, "model_info": info}
+
+    async def aclose(self) -> None:
+        """Drop the router's global callbacks. LiteLLM's cached HTTP clients are shared by every router in the
+        process (per event loop), so they are left open for the others."""
+        self._router.retire()
+
+    async def complete(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
+        """A non-streamed chat completion, re-encoded as OpenAI JSON."""
+        try:
+            response = await self._router.acompletion(model=model_name, **_kwargs(body))
+        except Exception as exc:
+            raise self._error(exc, model_name) from exc
+        data = _openai_dict(response)
+        return self._meter(response, model_name, body).result(orjson.dumps(data), data)
+
+    async def stream(self, model_name: str, body: Mapping[str, Any]) -> ProviderStream:
+        """A streamed chat completion as OpenAI SSE; the usage chunk reaches the client only if it asked."""
+        kwargs = _kwargs(body)
+        options = body.get("stream_options")
+        client_options = dict(options) if isinstance(options, Mapping) else {}
+        kwargs.update(stream=True, stream_options={**client_options, "include_usage": True})
+        try:
+            wrapper = await self._router.acompletion(model=model_name, **kwargs)
+        except Exception as exc:
+            raise self._error(exc, model_name) from exc
+        meter = self._meter(wrapper, model_name, body)
+        events = _events(wrapper, partial(self._error, model_name=model_name, chosen=meter.deployment))
+        include_usage = client_options.get("include_usage") is True
+        return ProviderStream(events, meter.summary, include_usage, meter.deployment.label)
+
+    async def embed(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
+        """Embeddings, re-encoded as OpenAI JSON."""
+        try:
+            response = await self._router.aembedding(model=model_name, **_kwargs(body))
+        except Exception as exc:
+            raise self._error(exc, model_name) from exc
+        data = _openai_dict(response)
+        return self._meter(response, model_name, body).result(orjson.dumps(data), data)
+
+    def _meter(self, answer: object, model_name: str, body: Mapping[str, Any]) -> Meter:
+        hidden = getattr(answer, "_hidden_params", None) or {}
+        deployment = self._by_id.get(str(hidden.get("model_id")))
+        if deployment is None:  # LiteLLM did not say: any deployment of the name has the same provider
+            deployment = next(d for d in self._by_id.values() if d.model_name == model_name)
+        return Meter(deployment, LITELLM, self._price_map, body)
+
+    def _error(self, exc: Exception, model_name: str, chosen: Deployment | None = None) -> GatewayError:
+        """The gateway error for a LiteLLM exception, naming the deployment that failed when it is known."""
+        if isinstance(exc, GatewayError):
+            return exc
+        failed = self._by_id.get(str(getattr(exc, "failed_deployment_id", None))) or chosen
+        where = failed.label if failed is not None else f"model {model_name!r}"
+        if isinstance(exc, Timeout):
+            return UpstreamTimeoutError(f"{where} did not answer in time ({_message(exc)})")
+        if isinstance(exc, RouterRateLimitError):
+            wait = str(math.ceil(exc.cooldown_time)) if exc.cooldown_time else None
+            return UpstreamRateLimitError(f"{where}: every deployment is cooling down after failures ({exc})", wait)
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int):
+            return status_error(where, status, _message(exc), _retry_after(exc))
+        return UpstreamError(f"{where} failed ({type(exc).__name__}: {_message(exc)})")
+
+
+class LiteLLMPriceMap:
+    """LiteLLM's bundled price map (`model_prices_and_context_window_backup.json`), read once.
+
+    Not `litellm.model_cost`: every `litellm.Router` registers its deployments there, unknown models at
+    price 0, which would make every unmapped model look free.
+    """
+
+    def __init__(self) -> None:
+        self._entries: Mapping[str, Mapping[str, Any]] = GetModelCostMap.load_local_model_cost_map()
+
+    def __call__(self, upstream_model: str, provider: str, input_tokens: int, output_tokens: int) -> float | None:
+        """USD for these token counts, or None when the map has no per-token price for the model at `provider`."""
+        entry = self._entries.get(f"{provider}/{upstream_model}")
+        if entry is None:
+            bare = self._entries.get(upstream_model)
+            # A bare name is some provider's model: a self-hosted namesake is not priced like it.
+            entry = bare if bare is not None and bare.get("litellm_provider") == provider else None
+        if entry is None:
+            return None
+        input_price, output_price = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+        if not isinstance(input_price, int | float):
+            return None
+        output_price = output_price if isinstance(output_price, int | float) else 0.0
+        return float(input_tokens * input_price + output_tokens * output_price)
+
+
+def _kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
+    for key in body:
+        if key in CONTROL_PARAMETERS or key.startswith("litellm_"):
+            raise ForbiddenParameterError(key)
+    return {key: value for key, value in body.items() if key != "model"}
+
+
+async def _events(wrapper: Any, error: Callable[[Exception], GatewayError]) -> Events:
+    """LiteLLM's chunks as OpenAI SSE events, then `[DONE]`; failures mid-stream become gateway errors."""
+    chunks: AsyncIterator[Any] = wrapper
+    try:
+        async for chunk in chunks:
+            data = _openai_dict(chunk)
+            for choice in data.get("choices", ()):
+                choice.setdefault("finish_reason", None)  # OpenAI sends it on every chunk, null until the end
+            yield sse.encode(data), data
+    except Exception as exc:
+        raise error(exc) from exc
+    finally:
+        await wrapper.aclose()
+    yield sse.DONE_EVENT, sse.DONE
+
+
+def _openai_dict(answer: Any) -> dict[str, Any]:
+    """The answer as the OpenAI JSON object, with `usage.cost` as the upstream reported it (or absent).
+
+    LiteLLM writes its own bill into a stream's `usage.cost` and keeps the upstream's figure in the hidden
+    `upstream_usage_cost`; the client, and the cost source the gateway records, get the upstream's.
+    """
+    data: dict[str, Any] = answer.model_dump(mode="json", exclude_none=True)
+    hidden = getattr(answer, "_hidden_params", None)
+    usage = data.get("usage")
+    if isinstance(hidden, dict) and UPSTREAM_USAGE_COST in hidden and isinstance(usage, dict):
+        upstream = hidden[UPSTREAM_USAGE_COST]
+        if upstream is None:
+            usage.pop("cost", None)
+        else:
+            usage["cost"] = upstream
+    return data
+
+
+def _message(exc: BaseException) -> str:
+    """LiteLLM's message without its class-name prefixes and its "LiteLLM: model group ..." epilogue."""
+    text = str(getattr(exc, "message", None) or exc)
+    first = text.split("\n\n", 1)[0].strip()
+    return _LITELLM_PREFIX.sub("", first, count=1) or first
+
+
+def _retry_after(exc: BaseException) -> str | None:
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        if headers is not None and headers.get("retry-after"):
+            return str(headers.get("retry-after"))
+    return None

@@ -28,7 +28,7 @@ from registry.register import log_and_register, version_tags
 from routers import artifact
 from routers.dataset import TrainingSet, training_set
 from routers.registry import EVALUATION_ONLY, FAMILIES, family_class
-from routers.scoring import headline, score
+from routers.scoring import metrics_for
 
 DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
 
@@ -162,7 +162,7 @@ def _train_family(
         )
         router, metrics = fit_and_score(cls, study.params, data.train, data.valid, seed)
         assert data.test.features is not None
-        metrics |= headline(score(router.predict(data.test.features), data.test), "test")
+        metrics |= metrics_for(router.predict(data.test.features), data.test, "test")
         params = study.params.model_dump(mode="json")
         mlflow.log_params({f"best.{k}": v for k, v in params.items()})
         mlflow.log_metrics(metrics)

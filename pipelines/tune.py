@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from registry import names
 from routers.base import AnyRouter
 from routers.dataset import TrainingSet
-from routers.scoring import headline, score
+from routers.scoring import metrics_for
 
 OBJECTIVE = "valid_aiq"
 Progress = Callable[[str], None]
@@ -36,12 +36,18 @@ class StudyResult:
 
 
 def fit_and_score(
-    cls: type[AnyRouter], params: BaseModel, train: TrainingSet, valid: TrainingSet, seed: int
+    cls: type[AnyRouter],
+    params: BaseModel,
+    train: TrainingSet,
+    valid: TrainingSet,
+    seed: int,
+    *,
+    cost_weight: float = 0.0,
 ) -> tuple[AnyRouter, dict[str, float]]:
-    """Fit one configuration and return it with its validation metrics."""
+    """Fit one configuration and return it with its validation metrics (off-policy ones on logged traffic)."""
     router = cls(params, seed=seed).fit(train, valid)
     assert valid.features is not None
-    return router, headline(score(router.predict(valid.features), valid), "valid")
+    return router, metrics_for(router.predict(valid.features), valid, "valid", cost_weight)
 
 
 def run_study(
@@ -54,6 +60,7 @@ def run_study(
     storage: str,
     study_name: str,
     progress: Progress,
+    cost_weight: float = 0.0,
 ) -> StudyResult:
     """Search `cls.search_space` for `trials` trials; a fresh study each time so runs are repeatable."""
     started = time.perf_counter()
@@ -71,7 +78,7 @@ def run_study(
     def objective(trial: optuna.Trial) -> float:
         params = cls.search_space(trial)
         chosen[trial.number] = params
-        _, metrics = fit_and_score(cls, params, train, valid, seed)
+        _, metrics = fit_and_score(cls, params, train, valid, seed, cost_weight=cost_weight)
         if mlflow.active_run() is not None:  # trials are nested runs of the family's run, when there is one
             with mlflow.start_run(run_name=f"{cls.family}-trial-{trial.number}", nested=True):
                 mlflow.set_tag(names.TAG_KIND, names.KIND_TRIAL)

@@ -56,3 +56,19 @@ def headline(report: dict[str, Any], prefix: str) -> dict[str, float]:
     values[f"{prefix}_best_single_quality"] = report["best_single_model"]["quality"]
     values[f"{prefix}_best_single_cost"] = report["best_single_model"]["cost"]
     return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def metrics_for(prediction: Prediction, data: TrainingSet, prefix: str, cost_weight: float = 0.0) -> dict[str, float]:
+    """Every metric `data` supports: the full-information headline on complete prompts, off-policy estimates
+    on logged ones. With logged traffic only, `{prefix}_aiq` is the off-policy AIQ, so tuning and the
+    promotion gate work on either kind of data."""
+    from routers.off_policy_scoring import off_policy_headline
+
+    found = off_policy_headline(prediction, data, prefix, cost_weight)
+    if complete_rows(data).size:
+        found |= headline(score(prediction, data, cost_weight), prefix)
+    elif found:
+        found[f"{prefix}_aiq"] = found[f"{prefix}_ope_aiq"]
+    else:
+        raise ValueError("no prompt has a known outcome; nothing to score")
+    return found

@@ -17,7 +17,7 @@ from features import schema
 from pipelines.doc_sections import markers, write_section
 from pipelines.outcomes import read_outcomes
 from pipelines.train import Featurized, Splits, split_sets
-from pipelines.tune import Progress, run_study
+from pipelines.study import Progress, run_study
 from routers.dataset import TrainingSet
 from routers.metrics import upper_hull
 from routers.registry import family_class

@@ -22,7 +22,7 @@ from features.base import Featurizer
 from features.registry import build
 from pipelines.outcomes import read_outcomes
 from pipelines.provenance import file_hash, git_commit
-from pipelines.tune import Progress, fit_and_score, run_study
+from pipelines.study import Progress, fit_and_score, run_study
 from registry import names, tracking
 from registry.register import log_and_register, version_tags
 from routers import artifact

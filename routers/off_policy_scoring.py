@@ -14,7 +14,7 @@ import numpy.typing as npt
 from routers.base import Prediction
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.decision import choose
-from routers.metrics import aiq, cost_weight_grid, doubly_robust, evaluate_policy, one_hot, upper_hull
+from routers.metrics import aiq, cost_weight_grid, doubly_robust, ips, one_hot, snips, upper_hull
 
 MIN_SAMPLES = 2
 
@@ -72,13 +72,15 @@ def off_policy_headline(
     logging_cost = float(samples.cost.mean())
     max_cost = max(*costs, logging_cost)
     target = one_hot(choose(quality_model, cost_model, cost_weight), k)
-    on_quality = evaluate_policy(samples.actions, samples.quality, samples.propensity, target, quality_model)
+    logged = (samples.actions, samples.quality, samples.propensity, target)
+    dr = doubly_robust(*logged, quality_model)
     dr_cost = doubly_robust(samples.actions, samples.cost, samples.propensity, target, cost_model)
-    dr = on_quality["dr"]
+    # SNIPS is undefined when the policy never picks a logged model; the other two still estimate.
+    snips_value = snips(*logged).value if (target[np.arange(samples.rows.size), samples.actions] > 0).any() else np.nan
     values = {
         "ope_aiq": aiq(upper_hull(costs, qualities), max_cost) if max_cost > 0 else float(max(qualities)),
-        "ips_quality": on_quality["ips"].value,
-        "snips_quality": on_quality["snips"].value,
+        "ips_quality": ips(*logged).value,
+        "snips_quality": snips_value,
         "dr_quality": dr.value,
         "dr_quality_low": dr.low,
         "dr_quality_high": dr.high,

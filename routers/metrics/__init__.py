@@ -1,6 +1,7 @@
 """Routing evaluation metrics: cost–quality curves, hulls and AIQ, PGR/APGR/CPT, baselines, the report.
 
 Pure functions of outcome and prediction matrices (docs/metrics.md defines each); no file or network I/O.
+Off-policy estimators (IPS, SNIPS, doubly robust) judge a policy on logged bandit feedback.
 """
 
 from routers.metrics.baselines import (
@@ -15,6 +16,14 @@ from routers.metrics.baselines import (
     zero_router,
 )
 from routers.metrics.frontier import Hull, aiq, upper_hull
+from routers.metrics.off_policy import (
+    OffPolicyEstimate,
+    doubly_robust,
+    evaluate_policy,
+    ips,
+    one_hot,
+    snips,
+)
 from routers.metrics.report import QUALITY_TARGET_FRACTION, Report, RoutingData, routing_report
 from routers.metrics.sweep import Curve, cost_scale, cost_weight_grid, outcome_of, sweep
 from routers.metrics.two_model import (
@@ -32,6 +41,7 @@ __all__ = [
     "QUALITY_TARGET_FRACTION",
     "Curve",
     "Hull",
+    "OffPolicyEstimate",
     "OperatingPoint",
     "PgrCurve",
     "RandomMix",
@@ -42,6 +52,10 @@ __all__ = [
     "cheapest_single_model",
     "cost_scale",
     "cost_weight_grid",
+    "doubly_robust",
+    "evaluate_policy",
+    "ips",
+    "one_hot",
     "oracle_choice",
     "oracle_frontier",
     "outcome_of",
@@ -50,6 +64,7 @@ __all__ = [
     "random_at_cost",
     "routing_report",
     "single_model_points",
+    "snips",
     "sweep",
     "switch_cost_weights",
     "upper_hull",

@@ -1,4 +1,4 @@
-"""One Optuna study per router family: search its declared space, objective = AIQ on the validation split.
+"""Optuna studies of router families: search a family's declared space, objective = AIQ on the validation split.
 
 Each trial is a nested MLflow run; the caller refits the best parameters and registers the result.
 """

@@ -16,8 +16,8 @@ import pyarrow as pa
 from features import schema
 from pipelines.doc_sections import markers, write_section
 from pipelines.outcomes import read_outcomes
-from pipelines.train import Featurized, Splits, split_sets
 from pipelines.study import Progress, run_study
+from pipelines.train import Featurized, Splits, split_sets
 from routers.dataset import TrainingSet
 from routers.metrics import upper_hull
 from routers.registry import family_class

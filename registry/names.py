@@ -30,3 +30,7 @@ KIND_FAMILY: Final = "family"
 
 GATE_METRIC: Final = "test_aiq"
 """The stored metric a candidate must beat the current Production version on."""
+OFF_POLICY_METRIC: Final = "test_dr_utility"
+"""On logged traffic: the doubly-robust estimate of quality − λ·cost at the serving λ on the held-out log."""
+LOGGING_POLICY_METRIC: Final = "test_logging_utility"
+"""On logged traffic: quality − λ·cost the logging policy itself achieved on the same held-out log."""

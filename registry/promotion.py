@@ -29,7 +29,19 @@ class Promotion:
 
 
 def gate(candidate: VersionInfo, current: VersionInfo | None, metric: str = names.GATE_METRIC) -> None:
-    """Raise GateRefused unless the candidate's metric is strictly higher than Production's."""
+    """Raise GateRefused unless the candidate's metric is strictly higher than Production's. A version trained
+    on logged traffic must also beat, off-policy, the policy that logged it, and is compared with Production
+    on that off-policy estimate when both have one."""
+    estimated = candidate.metrics.get(names.OFF_POLICY_METRIC)
+    if estimated is not None:
+        logging = candidate.metrics.get(names.LOGGING_POLICY_METRIC, float("-inf"))
+        if estimated <= logging:
+            raise GateRefused(
+                f"version {candidate.version}: off-policy {names.OFF_POLICY_METRIC}={estimated:.4f} does not beat "
+                f"the logging policy ({logging:.4f}) on the held-out log; pass --force to promote anyway (recorded)"
+            )
+        if current is not None and names.OFF_POLICY_METRIC in current.metrics:
+            metric = names.OFF_POLICY_METRIC
     if metric not in candidate.metrics:
         raise RegistryError(f"version {candidate.version} has no stored {metric!r}; it cannot be gated")
     if current is None or current.version == candidate.version:

@@ -1,0 +1,110 @@
+"""DVC stage `evaluate`: every tuned family side by side on the held-out test split — full-information
+metrics where all models' outcomes are known, off-policy estimates (IPS, SNIPS, DR with 95% intervals) on
+logged traffic — the family to promote, and the cost–quality plot.
+
+`python -m pipelines.evaluate`; reads `<routers>/*/metrics.json`, writes `evaluation.json` and `<plots>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines.loop_params import LoopParams, loop_params
+from pipelines.tune import METRICS_FILE
+from registry import names
+
+PLOT_FILE = "frontier.png"
+SUMMARY_KEYS = (
+    "test_aiq",
+    "test_dr_quality",
+    "test_dr_quality_low",
+    "test_dr_quality_high",
+    "test_dr_cost",
+    "test_ips_quality",
+    "test_snips_quality",
+    "test_dr_utility",
+    "test_logging_quality",
+    "test_logging_cost",
+    "test_logging_utility",
+    "test_ope_effective_samples",
+)
+
+
+def evaluate(params: LoopParams) -> dict[str, Any]:
+    """Per family its test metrics; `best`: the family with the highest off-policy utility that beats the
+    logging policy (on full-information data: the highest test AIQ)."""
+    results = {f: json.loads((params.routers / f / METRICS_FILE).read_text()) for f in params.families}
+    families = {f: {k: r["metrics"][k] for k in SUMMARY_KEYS if k in r["metrics"]} for f, r in results.items()}
+    return {"families": families, "best": choose_best(families), "cost_weight": params.cost_weight}
+
+
+def choose_best(families: dict[str, dict[str, float]]) -> str | None:
+    logged = {
+        f: m
+        for f, m in families.items()
+        if names.OFF_POLICY_METRIC in m and m[names.OFF_POLICY_METRIC] > m[names.LOGGING_POLICY_METRIC]
+    }
+    if logged:
+        return max(logged, key=lambda f: logged[f][names.OFF_POLICY_METRIC])
+    full = {f: m for f, m in families.items() if names.OFF_POLICY_METRIC not in m and names.GATE_METRIC in m}
+    return max(full, key=lambda f: full[f][names.GATE_METRIC]) if full else None
+
+
+def plot(evaluation: dict[str, Any], path: Path) -> None:
+    """Each family's estimated (cost, quality) at the serving λ with its 95% interval, and the logging policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for family, m in evaluation["families"].items():
+        if "test_dr_quality" not in m:
+            continue
+        low, high = m["test_dr_quality_low"], m["test_dr_quality_high"]
+        axes.errorbar(
+            1000 * m["test_dr_cost"],
+            m["test_dr_quality"],
+            yerr=[[m["test_dr_quality"] - low], [high - m["test_dr_quality"]]],
+            fmt="o",
+            capsize=3,
+            label=family,
+        )
+    logging = next((m for m in evaluation["families"].values() if "test_logging_quality" in m), None)
+    if logging is not None:
+        axes.plot(
+            1000 * logging["test_logging_cost"],
+            logging["test_logging_quality"],
+            "k*",
+            markersize=12,
+            label="logging policy",
+        )
+    axes.set_xlabel("cost per 1k prompts (USD, doubly-robust estimate)")
+    axes.set_ylabel("quality (doubly-robust estimate, 95% interval)")
+    axes.set_title(f"Held-out logged traffic, λ = {evaluation['cost_weight']}")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    params = loop_params()
+    evaluation = evaluate(params)
+    params.evaluation.parent.mkdir(parents=True, exist_ok=True)
+    params.evaluation.write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n")
+    plot(evaluation, params.plots / PLOT_FILE)
+    for family, m in evaluation["families"].items():
+        shown = ", ".join(
+            f"{k.removeprefix('test_')} {v:.4f}" for k, v in m.items() if k in SUMMARY_KEYS[:2] + SUMMARY_KEYS[4:5]
+        )
+        print(f"{family}: {shown}", file=sys.stderr)  # noqa: T201
+    print(f"best: {evaluation['best']}", file=sys.stderr)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -12,35 +12,50 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml  # type: ignore[import-untyped]
 
 from pipelines.demo_steps import free_port, running_process, say
-from pipelines.outcomes import read_outcomes
-from pipelines.traffic import TrafficSummary, drive, prompts_of
+from pipelines.traffic import Prompt, TrafficSummary, drive
 from serving.telemetry import attributes
 from serving.telemetry.files import scan_spans
 
 DEMO_KEY = "sk-routeiq-demo"
+TRACES = Path("runs/traces")
+"""Where the gateway writes spans, inside its working directory: the loop's `loop.traces`."""
 
 
-def write_config(workdir: Path, upstream: str, models: list[str], router: Path) -> Path:
-    """A LiteLLM-format config: every recorded model behind the replay provider, the router from `router`."""
+def write_config(
+    workdir: Path,
+    upstream: str,
+    models: list[str],
+    reference: str,
+    *,
+    cost_weight: float,
+    poll_seconds: float = 30.0,
+    traces: Path = TRACES,
+) -> Path:
+    """A LiteLLM-format config: every recorded model behind the replay provider, the router at `reference`
+    (a registry reference or an artifact directory), prompts captured for the loop."""
     config = {
         "model_list": [
             {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "replay"}}
             for m in models
         ],
-        "router_settings": {"routing_strategy": "llmrouter-any"},
+        "router_settings": {
+            "routing_strategy": "llmrouter-any",
+            "routing_strategy_args": {"hot_reload": True, "reload_interval": poll_seconds},
+        },
         "general_settings": {"master_key": DEMO_KEY},
         "routeiq_settings": {
-            "routing": {"reference": str(router.resolve()), "seed": 0},
-            "telemetry": {"directory": str((workdir / "traces").resolve()), "capture_prompts": True},
+            "routing": {"reference": reference, "seed": 0, "cost_weight": cost_weight},
+            "telemetry": {"directory": str((workdir / traces).resolve()), "capture_prompts": True},
         },
     }
     # A fresh trace directory per demo run, so the counts shown at the end are this run's.
-    shutil.rmtree(workdir / "traces", ignore_errors=True)
+    shutil.rmtree(workdir / traces, ignore_errors=True)
     path = workdir / "gateway.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -48,33 +63,37 @@ def write_config(workdir: Path, upstream: str, models: list[str], router: Path) 
 
 @contextlib.contextmanager
 def running_gateway(config: Path, workdir: Path) -> Iterator[str]:
-    """`routeiq serve --config` on a free loopback port; yields its base URL."""
+    """`routeiq serve --config` on a free loopback port, working directory `workdir`; yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    arguments = ["serve", "--config", str(config), "--port", str(port)]
-    with running_process("gateway", arguments, f"{url}/_health/ready", workdir / "gateway.log"):
+    arguments = ["serve", "--config", str(config.resolve()), "--port", str(port)]
+    with running_process("gateway", arguments, f"{url}/_health/ready", workdir / "gateway.log", cwd=workdir):
         yield url
 
 
-def drive_gateway(url: str, outcomes: Path, count: int, cost_weight: float) -> TrafficSummary:
-    """Send `count` test prompts to the virtual model with the openai client; post recorded quality as feedback."""
-    status = httpx.get(f"{url}/admin/router", headers={"Authorization": f"Bearer {DEMO_KEY}"}).json()
-    champion = status["champion"]
-    say(f"routing with the {champion['family']} router from {champion['reference']}, λ = {cost_weight}")
-    prompts = prompts_of(read_outcomes(outcomes), "test", count)
-    summary = asyncio.run(drive(url, prompts, api_key=DEMO_KEY, cost_weight=cost_weight, concurrency=4))
+def router_status(url: str) -> dict[str, Any]:
+    status: dict[str, Any] = httpx.get(f"{url}/admin/router", headers={"Authorization": f"Bearer {DEMO_KEY}"}).json()
+    return status
+
+
+def drive_gateway(url: str, prompts: list[Prompt], concurrency: int = 8) -> TrafficSummary:
+    """Send `prompts` to the virtual model with the openai client; post recorded quality as feedback."""
+    champion = router_status(url)["champion"]
+    routed = f"the {champion['family']} router v{champion['version']}" if champion["version"] else "the fallback"
+    say(f"{len(prompts)} prompts through the gateway, routed by {routed}")
+    summary = asyncio.run(drive(url, prompts, api_key=DEMO_KEY, concurrency=concurrency))
     for line in summary.render().splitlines():
         say(line)
     return summary
 
 
-def show_spans(workdir: Path) -> None:
+def show_spans(workdir: Path, traces: Path = TRACES) -> None:
     """What the gateway's trace files hold now that it has stopped (and flushed)."""
-    scan = scan_spans(workdir / "traces")
+    scan = scan_spans(workdir / traces)
     names = Counter(record.name for record in scan.records)
     known = sum(1 for r in scan.records if r.attributes.get(attributes.FEEDBACK_KNOWN) is True)
     say(
-        f"{len(scan.records)} spans in {workdir / 'traces'}: {names[attributes.CHAT_SPAN_NAME]} requests, "
+        f"{len(scan.records)} spans in {workdir / traces}: {names[attributes.CHAT_SPAN_NAME]} requests, "
         f"{names[attributes.FEEDBACK_SPAN_NAME]} feedback ({known} linked to their request), "
         f"{scan.malformed_count} malformed lines"
     )

@@ -66,11 +66,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_process(name: str, arguments: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running_process(
+    name: str, arguments: list[str], ready_url: str, log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start `python -m pipelines.cli <arguments>`; wait until `ready_url` answers 200; always stop it."""
     command = [sys.executable, "-m", "pipelines.cli", *arguments]
     with log.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd)  # noqa: S603
         try:
             _wait_ready(name, ready_url, process, log)
             say(f"{name} pid {process.pid} ready (log: {log})")

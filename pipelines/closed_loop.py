@@ -1,0 +1,167 @@
+"""The closed loop, end to end, on real recorded outcomes: gateway (no router) → logged traffic with feedback
+→ `dvc repro` (ingest … register) → promotion through the gate → hot reload → held-apart traffic → before/after.
+
+Used by `make demo` (profile `demo`) and the end-to-end test (profile `small`). Every process it starts is on
+loopback and is stopped when its context exits, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlflow import MlflowClient
+
+from features import schema
+from pipelines import demo_gateway, loop_report
+from pipelines.demo_steps import running_replay_provider, say
+from pipelines.loop_params import loop_params, read_section
+from pipelines.outcomes import import_source, write_outcomes
+from pipelines.traffic import TrafficSummary, prompts_of
+from pipelines.workspace import dvc, prepare
+from registry.promotion import promote
+from registry.versions import get_version
+from serving.settings import DEFAULT_REFERENCE
+
+T = TypeVar("T")
+Step = Callable[[int, str, Callable[[], T]], T]
+RELOAD_TIMEOUT_S = 60.0
+LOOP_TARGET = "register"
+"""The last stage of the loop: `dvc repro register` runs it and what it depends on (not the data imports)."""
+
+
+@dataclass
+class LoopOutcome:
+    """What one run of the loop produced and measured."""
+
+    workspace: Path
+    logged: TrafficSummary
+    live: TrafficSummary
+    evaluation: dict[str, Any]
+    registered: dict[str, Any]
+    promoted_family: str
+    promoted_version: int
+    results: list[loop_report.PolicyResult]
+    second_repro: str
+
+
+def profile(name: str, repo: Path) -> dict[str, Any]:
+    profiles = read_section(repo / "params.yaml", "profiles")
+    if name not in profiles:
+        raise ValueError(f"params.yaml has no profile {name!r}; use one of {', '.join(profiles)}")
+    return dict(profiles[name])
+
+
+@contextmanager
+def tracking_store(path: Path) -> Iterator[str]:
+    """MLFLOW_TRACKING_URI → a fresh sqlite store at `path` for this process and its children; restored after."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = f"sqlite:///{path.resolve()}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield uri
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step: Step[Any]) -> LoopOutcome:
+    settings = profile(profile_name, repo)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    outcomes = workdir / "routerbench.parquet"
+    table = step(1, "Import RouterBench (real recorded outcomes)", lambda: _import(data_dir, outcomes))
+    models = sorted(set(table[schema.MODEL].to_pylist()))
+    train = prompts_of(table, schema.TRAIN, int(settings["train_prompts"]))
+    test = prompts_of(table, schema.TEST, int(settings["test_prompts"]))
+    workspace = prepare(workdir / "pipeline", repo, settings)
+    loop = loop_params(workspace / "params.yaml")
+    with tracking_store(workspace / "mlflow.db"), running_replay_provider(outcomes, workdir) as upstream:
+        config = demo_gateway.write_config(
+            workspace, upstream, models, DEFAULT_REFERENCE, cost_weight=loop.cost_weight, poll_seconds=1.0
+        )
+        with demo_gateway.running_gateway(config, workspace) as gateway:
+            logged = step(
+                2,
+                "Log traffic: train prompts through the gateway (no router yet)",
+                lambda: demo_gateway.drive_gateway(gateway, train),
+            )
+            time.sleep(1.5)  # the gateway exports spans every 0.5 s; let the last ones reach the files
+            step(
+                3,
+                "dvc repro: ingest → label → split → featurize → tune@family → evaluate → register",
+                lambda: dvc(workspace, ["repro", LOOP_TARGET], say),
+            )
+            evaluation = json.loads((workspace / loop.evaluation).read_text())
+            registered = json.loads((workspace / loop.registered).read_text())
+            family, version = step(
+                4, "Promote the best family through the gate", lambda: _promote(evaluation, registered)
+            )
+            step(5, "The running gateway hot-reloads it", lambda: _await_version(gateway, version))
+            live = step(
+                6,
+                "Held-apart test prompts through the promoted router",
+                lambda: demo_gateway.drive_gateway(gateway, test),
+            )
+    results = [
+        loop_report.uniform_policy(test, models),
+        loop_report.live(live, f"{family} router v{version} (live)"),
+        loop_report.fixed_model(test, loop_report.strongest_model(test)),
+        loop_report.oracle(test),
+    ]
+    step(7, "Before / after on the held-apart prompts", lambda: _report(results, workdir, evaluation, family))
+    second = step(8, "A second dvc repro changes nothing", lambda: dvc(workspace, ["repro", LOOP_TARGET]))
+    return LoopOutcome(workspace, logged, live, evaluation, registered, family, version, results, second)
+
+
+def _import(data_dir: Path, outcomes: Path) -> Any:
+    table, stats = import_source("routerbench", data_dir / "routerbench")
+    write_outcomes(table, outcomes)
+    say(f"{stats.rows} rows, {stats.prompts} prompts, {len(set(table[schema.MODEL].to_pylist()))} models")
+    return table
+
+
+def _promote(evaluation: dict[str, Any], registered: dict[str, Any]) -> tuple[str, int]:
+    family = evaluation.get("best")
+    if family is None:
+        raise RuntimeError("no family beat the logging policy off-policy; nothing to promote")
+    client = MlflowClient()
+    version = int(registered["versions"][family])
+    promote(client, get_version(client, version), reason="closed loop: best off-policy utility")
+    metrics = evaluation["families"][family]
+    say(
+        f"{family} v{version}: DR quality {metrics['test_dr_quality']:.3f} "
+        f"[{metrics['test_dr_quality_low']:.3f}, {metrics['test_dr_quality_high']:.3f}], DR cost "
+        f"${1000 * metrics['test_dr_cost']:.4f}/1k vs logging {metrics['test_logging_quality']:.3f} at "
+        f"${1000 * metrics['test_logging_cost']:.4f}/1k → Production"
+    )
+    return family, version
+
+
+def _await_version(gateway: str, version: int) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < RELOAD_TIMEOUT_S:
+        champion = demo_gateway.router_status(gateway)["champion"]
+        if champion["version"] == version:
+            waited = time.monotonic() - started
+            say(f"gateway now serves v{version} ({champion['last_poll']['message']}) after {waited:.1f} s")
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the gateway did not load version {version} within {RELOAD_TIMEOUT_S:.0f} s")
+
+
+def _report(results: list[loop_report.PolicyResult], workdir: Path, evaluation: dict[str, Any], family: str) -> None:
+    for line in loop_report.render(results).splitlines():
+        say(line)
+    path = workdir / "before-after.png"
+    loop_report.plot(results, path, f"Held-apart RouterBench prompts, λ = {evaluation['cost_weight']}")
+    say(f"plot {path}")

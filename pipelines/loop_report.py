@@ -1,0 +1,99 @@
+"""The before/after comparison of the closed loop: the logging policy, the promoted router measured live,
+always-the-strongest-model and the oracle, on the same held-apart prompts. Pure arithmetic and rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.traffic import Prompt, TrafficSummary
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """Mean recorded quality, USD per 1k prompts, and share per model of one policy on the same prompts."""
+
+    name: str
+    quality: float
+    cost_per_1k: float
+    shares: dict[str, float]
+
+
+def _known(prompt: Prompt) -> dict[str, tuple[float, float]]:
+    return {m: (q, c or 0.0) for m, (q, c) in prompt.outcomes.items() if q is not None}
+
+
+def uniform_policy(prompts: list[Prompt], models: list[str], name: str = "logging policy (uniform)") -> PolicyResult:
+    """The expected result of drawing a model uniformly per prompt (what the gateway logs without a router)."""
+    quality = cost = 0.0
+    for prompt in prompts:
+        known = _known(prompt)
+        quality += sum(q for q, _ in known.values()) / len(known)
+        cost += sum(c for _, c in known.values()) / len(known)
+    share = 1.0 / len(models)
+    return PolicyResult(name, quality / len(prompts), 1000 * cost / len(prompts), dict.fromkeys(models, share))
+
+
+def fixed_model(prompts: list[Prompt], model: str) -> PolicyResult:
+    known = [_known(p)[model] for p in prompts if model in _known(p)]
+    return PolicyResult(
+        f"always {model}",
+        sum(q for q, _ in known) / len(known),
+        1000 * sum(c for _, c in known) / len(known),
+        {model: 1.0},
+    )
+
+
+def oracle(prompts: list[Prompt]) -> PolicyResult:
+    """Per prompt the best recorded quality, from the cheapest model that reached it."""
+    quality = cost = 0.0
+    shares: dict[str, float] = {}
+    for prompt in prompts:
+        known = _known(prompt)
+        model = min(known, key=lambda m: (-known[m][0], known[m][1]))
+        quality += known[model][0]
+        cost += known[model][1]
+        shares[model] = shares.get(model, 0.0) + 1.0 / len(prompts)
+    return PolicyResult("oracle", quality / len(prompts), 1000 * cost / len(prompts), shares)
+
+
+def live(summary: TrafficSummary, name: str) -> PolicyResult:
+    return PolicyResult(name, summary.quality, summary.cost_per_1k, summary.shares())
+
+
+def strongest_model(prompts: list[Prompt]) -> str:
+    """The model with the best mean recorded quality on `prompts`."""
+    totals: dict[str, list[float]] = {}
+    for prompt in prompts:
+        for model, (q, _) in _known(prompt).items():
+            totals.setdefault(model, []).append(q)
+    return max(totals, key=lambda m: sum(totals[m]) / len(totals[m]))
+
+
+def render(results: list[PolicyResult]) -> str:
+    lines = [f"{'policy':<44} {'quality':>8} {'$/1k prompts':>13}  top models"]
+    for r in results:
+        top = ", ".join(f"{m} {s:.0%}" for m, s in sorted(r.shares.items(), key=lambda x: -x[1])[:3])
+        lines.append(f"{r.name:<44} {r.quality:8.3f} {r.cost_per_1k:13.4f}  {top}")
+    return "\n".join(lines)
+
+
+def plot(results: list[PolicyResult], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        axes.plot(r.cost_per_1k, r.quality, "o", markersize=9, label=r.name)
+    axes.set_xscale("symlog", linthresh=0.1)
+    axes.set_xlabel("cost per 1k prompts (USD)")
+    axes.set_ylabel("mean recorded quality")
+    axes.set_title(title)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -182,10 +182,21 @@ def train_command(
     ] = None,
     outcomes: Annotated[Path, typer.Option(help="Outcome table with train/valid/test splits.")] = DEFAULT_OUTCOMES,
     seed: Annotated[int, typer.Option(help="Seed of the samplers and of every fit.")] = 0,
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="Run the loop from the gateway's traces instead: dvc repro register.")
+    ] = False,
 ) -> None:
-    """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow."""
+    """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow.
+
+    With --pipeline: run the DVC loop (ingest → label → split → featurize → tune@family → evaluate → register)
+    in the current project, streaming each stage's progress; families and trials come from params.yaml."""
     from pipelines.train import custom_path, resolve_families, train, trials_from_params
 
+    if pipeline:
+        from pipelines.workspace import dvc
+
+        dvc(Path.cwd(), ["repro", "register"], typer.echo)
+        return
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
     families = resolve_families(family)
@@ -325,6 +336,8 @@ def main() -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     import click
 
+    from pipelines.workspace import PipelineError
+
     try:
         result = app(standalone_mode=False)
     except click.ClickException as exc:
@@ -333,7 +346,7 @@ def main() -> None:
     except (click.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except (CliError, FileNotFoundError, ValueError) as exc:
+    except (CliError, FileNotFoundError, ValueError, PipelineError) as exc:
         # One line: multi-line messages (pydantic's) are folded so scripts can grep them.
         typer.echo("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True)
         sys.exit(USER_ERROR_EXIT)

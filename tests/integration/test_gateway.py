@@ -4,6 +4,10 @@ registered routers, spans in OTLP-JSON files, feedback, recorded costs, hot relo
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -192,6 +196,41 @@ def test_a_promoted_router_is_hot_loaded_and_routes(
         assert completion.choices[0].message.content == row[schema.RESPONSE]
     cheap, _ = ask(client, prompts[0], extra_headers={"x-routeiq-cost-weight": "1e9"})
     assert cheap.choices[0].message.content
+
+
+def test_batch_routing_and_the_gateway_choose_the_same_models(
+    client: OpenAI, versions: dict[str, int], prompts: list[str], mlflow_workspace: Path
+) -> None:
+    """No train/serve skew: `routeiq route` on the same version and λ picks what the gateway picks."""
+    chosen = prompts[:12]
+    source = mlflow_workspace / "skew-prompts.jsonl"
+    source.write_text("".join(json.dumps({"id": str(i), "prompt": p}) + "\n" for i, p in enumerate(chosen)))
+    for weight in (0.0, 50.0):
+        served = [ask(client, p, extra_headers={"x-routeiq-cost-weight": str(weight)})[1] for p in chosen]
+        assert {h["x-routeiq-router-version"] for h in served} == {str(versions["knn"])}
+        out = mlflow_workspace / f"skew-{weight}.jsonl"
+        exe = shutil.which("routeiq", path=str(Path(sys.executable).parent)) or "routeiq"
+        done = subprocess.run(
+            [
+                exe,
+                "route",
+                "--model-uri",
+                f"models:/routeiq-router/{versions['knn']}",
+                "--input",
+                str(source),
+                "--output",
+                str(out),
+                "--cost-weight",
+                str(weight),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        batch = [json.loads(line)["model"] for line in out.read_text().splitlines()]
+        assert batch == [h["x-routeiq-model"] for h in served]
 
 
 def test_spans_land_in_files_with_the_decision_and_the_recorded_cost(

@@ -31,6 +31,7 @@ from routers.scoring import metrics_for
 METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
 STUDY_STORAGE = "sqlite:///runs/optuna.db"
+"""Default `tune.storage`: Optuna's study store; any RDB URL (PostgreSQL for a shared store) works."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,18 @@ class TuneParams:
     seed: int
     trials: int
     custom_path: str | None
+    storage: str = STUDY_STORAGE
 
 
 def tune_params(family: str) -> TuneParams:
     section = read_section(section="tune")
     own = section.get(family) or {}
-    return TuneParams(seed=int(section.get("seed", 0)), trials=int(own.get("trials", 5)), custom_path=own.get("path"))
+    return TuneParams(
+        seed=int(section.get("seed", 0)),
+        trials=int(own.get("trials", 5)),
+        custom_path=own.get("path"),
+        storage=str(section.get("storage", STUDY_STORAGE)),
+    )
 
 
 def tune_family(family: str, loop: LoopParams, tune: TuneParams, progress: Progress) -> dict[str, Any]:
@@ -63,7 +70,7 @@ def tune_family(family: str, loop: LoopParams, tune: TuneParams, progress: Progr
             data.valid,
             trials=tune.trials,
             seed=tune.seed,
-            storage=STUDY_STORAGE,
+            storage=tune.storage,
             study_name=f"{family}-{data_hash[:12]}",
             progress=progress,
             cost_weight=loop.cost_weight,

@@ -188,7 +188,7 @@ def train_command(
 ) -> None:
     """Tune each family with Optuna (objective: validation AIQ), refit the best, register it in MLflow.
 
-    With --pipeline: run the DVC loop (ingest → label → split → featurize → tune@family → evaluate → register)
+    With --pipeline: run the DVC loop (ingest → label + split → featurize → tune@family → evaluate → register)
     in the current project, streaming each stage's progress; families and trials come from params.yaml."""
     from pipelines.train import custom_path, resolve_families, train, trials_from_params
 

@@ -98,7 +98,7 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
             time.sleep(1.5)  # the gateway exports spans every 0.5 s; let the last ones reach the files
             step(
                 3,
-                "dvc repro: ingest → label → split → featurize → tune@family → evaluate → register",
+                "dvc repro: ingest → label + split → featurize → tune@family → evaluate → register",
                 lambda: dvc(workspace, ["repro", LOOP_TARGET], say),
             )
             evaluation = json.loads((workspace / loop.evaluation).read_text())

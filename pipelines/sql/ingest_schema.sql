@@ -1,0 +1,61 @@
+-- The warehouse the `ingest` stage fills from the gateway's span files; safe to run on every start.
+-- Primary keys make re-ingestion idempotent; `ingested_files` makes it incremental.
+
+CREATE TABLE IF NOT EXISTS requests (
+    span_id           VARCHAR PRIMARY KEY,
+    trace_id          VARCHAR NOT NULL,
+    response_id       VARCHAR,
+    started_at        TIMESTAMPTZ NOT NULL,
+    ended_at          TIMESTAMPTZ NOT NULL,
+    latency_ms        DOUBLE,
+    request_model     VARCHAR,
+    chosen_model      VARCHAR,
+    decision          VARCHAR,
+    propensity        DOUBLE,
+    cost_weight       DOUBLE,
+    cost_usd          DOUBLE,
+    cost_source       VARCHAR,
+    input_tokens      BIGINT,
+    output_tokens     BIGINT,
+    prompt_hash       VARCHAR,
+    prompt_text       VARCHAR,
+    router_version    VARCHAR,
+    router_family     VARCHAR,
+    arm               VARCHAR,
+    status            INTEGER,       -- HTTP status the client got
+    error_type        VARCHAR,
+    stream            BOOLEAN,
+    candidates        VARCHAR[],
+    predicted_quality DOUBLE[],      -- aligned with candidates
+    predicted_cost    DOUBLE[],      -- aligned with candidates
+    file              VARCHAR NOT NULL,
+    line              BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS feedback (
+    span_id          VARCHAR PRIMARY KEY,
+    trace_id         VARCHAR NOT NULL,
+    response_id      VARCHAR,
+    score            DOUBLE,
+    source           VARCHAR,
+    known            BOOLEAN,        -- the gateway still remembered the response when the feedback came
+    scored_at        TIMESTAMPTZ NOT NULL,  -- when the feedback was posted
+    request_span_id  VARCHAR,        -- the span the feedback span links to, when it has a link
+    file             VARCHAR NOT NULL,
+    line             BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ingested_files (
+    path        VARCHAR PRIMARY KEY,   -- absolute path of the span file
+    bytes_read  BIGINT NOT NULL,       -- the next run reads on from this offset
+    lines_read  BIGINT NOT NULL,       -- complete lines before that offset, so line numbers continue
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS malformed_lines (
+    file      VARCHAR NOT NULL,
+    line      BIGINT NOT NULL,
+    reason    VARCHAR NOT NULL,
+    found_at  TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+    PRIMARY KEY (file, line, reason)
+);

@@ -1,0 +1,304 @@
+"""The ingest and label stages on real span files: the gateway and the replay provider run on loopback over a
+slice of RouterBench, the traffic driver posts feedback, and the files they leave are ingested and labelled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+from features import schema
+from pipelines import ingest as ingest_stage
+from pipelines import label as label_stage
+from pipelines.ingest import ingest
+from pipelines.label import LabelParams, label
+from pipelines.outcomes import ImportStats, first_prompts, write_outcomes
+from pipelines.splits import assign_split
+from pipelines.traffic import Prompt, TrafficSummary, drive, prompts_of
+from serving.config import load_config
+from serving.replay import ReplaySettings
+from serving.replay import running as replay_running
+from serving.server import running
+from serving.telemetry import attributes as a
+from serving.telemetry.files import read_spans
+
+KEY = "sk-ingest-test"
+SCORED, UNSCORED, UNCAPTURED = 40, 3, 5
+"""Prompts driven with feedback, sent without feedback, and driven through a gateway that keeps no prompt text."""
+RESCORES = (0.25, 0.75)
+"""One more prompt gets two feedback posts: the latest counts."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    slice: pa.Table
+    traces: Path
+    scored: TrafficSummary
+    uncaptured: TrafficSummary
+    rescored_id: str
+    root: Path
+
+    @property
+    def requests(self) -> int:
+        return SCORED + UNSCORED + 1 + 1 + UNCAPTURED  # + the rescored one + one failed request
+
+    @property
+    def feedback(self) -> int:
+        posted = self.scored.answered - self.scored.unrecorded + self.uncaptured.answered - self.uncaptured.unrecorded
+        return posted + len(RESCORES)
+
+
+def _gateway_config(root: Path, upstream: str, models: list[str], capture: bool) -> Path:
+    config = {
+        "model_list": [
+            {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream}} for m in models
+        ],
+        "general_settings": {"master_key": KEY},
+        "routeiq_settings": {
+            "routing": {"seed": 1},
+            "telemetry": {
+                "directory": str(root / "traces"),
+                "export_interval_seconds": 0.1,
+                "capture_prompts": capture,
+            },
+        },
+    }
+    path = root / f"gateway-{capture}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _send_unscored(url: str, prompts: list[Prompt]) -> str:
+    """Send `prompts` without feedback, then one more scored twice; return the twice-scored response's id."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30.0) as http:
+        for prompt in prompts:
+            body = {"model": "auto", "messages": [{"role": "user", "content": prompt.text}]}
+            response = http.post("/v1/chat/completions", json=body)
+            assert response.status_code == 200, response.text
+        response_id = str(response.json()["id"])
+        for score in RESCORES:
+            assert http.post("/v1/feedback", json={"id": response_id, "score": score}).status_code == 200
+        failed = http.post("/v1/chat/completions", json={"model": "no-such-model", "messages": body["messages"]})
+        assert failed.status_code == 404
+    return response_id
+
+
+@pytest.fixture(scope="module")
+def traffic(routerbench: tuple[pa.Table, ImportStats], tmp_path_factory: pytest.TempPathFactory) -> Traffic:
+    root = tmp_path_factory.mktemp("ingest")
+    table = first_prompts(routerbench[0], {schema.TEST: SCORED + UNSCORED + 1 + UNCAPTURED})
+    outcomes = root / "outcomes.parquet"
+    write_outcomes(table, outcomes)
+    prompts = prompts_of(table, None, None)
+    models = sorted(set(table[schema.MODEL].to_pylist()))
+    with replay_running(ReplaySettings(outcomes=outcomes)) as upstream:
+        with running(load_config(_gateway_config(root, upstream, models, capture=True))) as url:
+            scored = asyncio.run(drive(url, prompts[:SCORED], api_key=KEY))
+            rescored_id = _send_unscored(url, prompts[SCORED : SCORED + UNSCORED + 1])
+        with running(load_config(_gateway_config(root, upstream, models, capture=False))) as url:
+            uncaptured = asyncio.run(drive(url, prompts[-UNCAPTURED:], api_key=KEY))
+    assert scored.failed == uncaptured.failed == 0
+    return Traffic(table, root / "traces", scored, uncaptured, rescored_id, root)
+
+
+@pytest.fixture(scope="module")
+def warehouse(traffic: Traffic) -> tuple[Path, ingest_stage.IngestStats]:
+    path = traffic.root / "warehouse.duckdb"
+    return path, ingest(traffic.traces, path)
+
+
+def _count(path: Path, table: str) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rows(path: Path, query: str) -> list[dict[str, Any]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(query).to_arrow_table().to_pylist()
+
+
+def _spans_in(line: bytes) -> int:
+    request = orjson.loads(line)
+    return sum(len(scope["spans"]) for rs in request["resourceSpans"] for scope in rs["scopeSpans"])
+
+
+def _with_fresh_ids(line: bytes, change: dict[str, Any] | None = None) -> bytes:
+    """The same spans under new span ids; `change` replaces attribute values of the first request span."""
+    request = orjson.loads(line)
+    spans = [span for rs in request["resourceSpans"] for scope in rs["scopeSpans"] for span in scope["spans"]]
+    for span in spans:
+        span["spanId"] = secrets.token_hex(8)
+    first = next(span for span in spans if span["name"] == a.CHAT_SPAN_NAME)
+    for attribute in first["attributes"]:
+        attribute["value"] = (change or {}).get(attribute["key"], attribute["value"])
+    return orjson.dumps(request) + b"\n"
+
+
+def _requests_in(line: bytes) -> int:
+    return line.count(b'"name":"chat"')
+
+
+def _biggest_file(traces: Path) -> Path:
+    return max(traces.glob("*.jsonl"), key=lambda p: p.stat().st_size)
+
+
+def test_ingest_stores_one_row_per_request_and_per_feedback_sent(
+    traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats]
+) -> None:
+    path, stats = warehouse
+    assert (stats.requests, stats.feedback) == (traffic.requests, traffic.feedback)
+    assert (stats.malformed, stats.incomplete, stats.duplicates, stats.other_spans) == (0, 0, 0, 0)
+    assert stats.files == stats.files_read == len(list(traffic.traces.glob("*.jsonl"))) >= 2
+    assert (_count(path, "requests"), _count(path, "feedback")) == (traffic.requests, traffic.feedback)
+    spans = {s.span_id: s for s in read_spans(traffic.traces)}
+    for row in _rows(path, "SELECT * FROM requests"):
+        span = spans[row["span_id"]]
+        assert row["chosen_model"] == span.attributes.get(a.CHOSEN_MODEL)
+        assert row["prompt_text"] == span.attributes.get(a.PROMPT_TEXT)
+        assert row["cost_usd"] == span.attributes.get(a.COST_USD)
+        assert row["status"] == span.attributes[a.HTTP_STATUS]
+        assert int(row["started_at"].timestamp() * 1e6) == pytest.approx(span.start_unix_nano / 1000, abs=1)
+    linked = _rows(path, "SELECT f.request_span_id, r.span_id FROM feedback f JOIN requests r USING (response_id)")
+    assert len(linked) == traffic.feedback and all(r["request_span_id"] == r["span_id"] for r in linked)
+
+
+def test_ingesting_the_same_files_again_adds_nothing(
+    traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats]
+) -> None:
+    path, first = warehouse
+    again = ingest(traffic.traces, path)
+    assert (again.files_read, again.lines, again.requests, again.feedback) == (0, 0, 0, 0)
+    copy = shutil.copytree(traffic.traces, traffic.root / "traces-copy")  # new paths: read again, all duplicates
+    copied = ingest(copy, path)
+    assert (copied.requests, copied.feedback, copied.duplicates) == (0, 0, first.spans)
+    assert (_count(path, "requests"), _count(path, "feedback")) == (traffic.requests, traffic.feedback)
+
+
+def test_a_growing_file_is_read_on_from_where_the_last_run_stopped(traffic: Traffic, tmp_path: Path) -> None:
+    source = _biggest_file(traffic.traces)
+    lines = source.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    traces, path = tmp_path / "traces", tmp_path / "warehouse.duckdb"
+    traces.mkdir()
+    growing = traces / source.name
+    growing.write_bytes(b"".join(lines[:half]) + lines[half][:50])  # a writer is midway through a line
+    first = ingest(traces, path)
+    assert (first.lines, first.incomplete, first.malformed) == (half, 1, 0)
+    assert first.spans == sum(_spans_in(line) for line in lines[:half])
+    growing.write_bytes(b"".join(lines))
+    second = ingest(traces, path)
+    assert (second.lines, second.incomplete, second.malformed, second.duplicates) == (len(lines) - half, 0, 0, 0)
+    assert second.spans == sum(_spans_in(line) for line in lines[half:])
+    assert first.requests + second.requests == _count(path, "requests")
+    assert _rows(path, "SELECT bytes_read, lines_read FROM ingested_files") == [
+        {"bytes_read": growing.stat().st_size, "lines_read": len(lines)}
+    ]
+    shutil.copy(source, traces / "spans-zz-new.jsonl")  # a whole new file is read from its start
+    assert ingest(traces, path).lines == len(lines)
+
+
+def test_malformed_lines_are_counted_and_stored_and_the_rest_is_read(traffic: Traffic, tmp_path: Path) -> None:
+    source = _biggest_file(traffic.traces)
+    lines = source.read_bytes().splitlines(keepends=True)
+    request_line = next(line for line in lines if b'"name":"chat"' in line)
+    broken_span = request_line.replace(b'"spanId":"', b'"spanId":"zz', 1)  # one bad span; its siblings are fine
+    wrong_type = _with_fresh_ids(request_line, {a.PROPENSITY: {"stringValue": "high"}})
+    fresh = _with_fresh_ids(request_line)
+    traces, path = tmp_path / "traces", tmp_path / "warehouse.duckdb"
+    traces.mkdir()
+    damaged = traces / source.name
+    damaged.write_bytes(b"".join([*lines, b"{not json\n", broken_span, b"\n", wrong_type, fresh, fresh[:40]]))
+    stats = ingest(traces, path)
+    assert (stats.malformed, stats.incomplete, stats.lines) == (3, 1, len(lines) + 5)
+    assert stats.duplicates == _spans_in(broken_span) - 1
+    original = sum(_requests_in(line) for line in lines)
+    assert stats.requests == _count(path, "requests") == original + _requests_in(wrong_type) - 1 + _requests_in(fresh)
+    stored = _rows(path, "SELECT line, reason FROM malformed_lines ORDER BY line")
+    assert [r["line"] for r in stored] == [len(lines) + 1, len(lines) + 2, len(lines) + 4]
+    assert "spanId" in stored[1]["reason"] and "wrong type" in stored[2]["reason"]
+    assert len(stats.malformed_examples) == 3 and f"{damaged}:{len(lines) + 1}: " in stats.malformed_examples[0]
+    with damaged.open("ab") as file:
+        file.write(fresh[40:])  # the writer finishes its line
+    finished = ingest(traces, path)
+    assert (finished.lines, finished.malformed, finished.incomplete, finished.duplicates) == (1, 0, 0, _spans_in(fresh))
+    assert _count(path, "malformed_lines") == 3
+
+
+def test_label_makes_one_outcome_row_per_scored_request(
+    traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats]
+) -> None:
+    params = LabelParams()
+    table, stats = label(warehouse[0], params)
+    rows = table.to_pylist()
+    (rescored,) = _rows(warehouse[0], f"SELECT prompt_hash FROM requests WHERE response_id = '{traffic.rescored_id}'")
+    scored = SCORED - traffic.scored.unrecorded
+    assert stats.rows == len(rows) == scored + 1 and stats.requests == traffic.requests
+    assert stats.dropped == {"failed": 1, "no_prompt_text": UNCAPTURED, "no_feedback": UNSCORED, "invalid_score": 0}
+    recorded = {(r[schema.PROMPT_ID], r[schema.MODEL]): r for r in traffic.slice.to_pylist()}
+    models = {model for _, model in recorded}
+    assert len(models) == 11
+    for row in rows:
+        truth = recorded[row[schema.PROMPT_ID], row[schema.MODEL]]
+        assert row[schema.PROMPT] == truth[schema.PROMPT]
+        scores = RESCORES[-1] if row[schema.PROMPT_ID] == rescored["prompt_hash"] else truth[schema.QUALITY]
+        assert row[schema.QUALITY] == scores
+        assert row[schema.COST_USD] == pytest.approx(truth[schema.COST_USD])
+        assert row[schema.COST_SOURCE] == schema.COST_RECORDED
+        assert row[schema.PROPENSITY] == pytest.approx(1 / len(models))
+        assert (row[schema.TASK], row[schema.SOURCE], row[schema.OBSERVED_AT].tzname()) == ("traffic", "traces", "UTC")
+        assert row[schema.SPLIT] == assign_split(row[schema.PROMPT_ID], [], params.split)
+    assert sum(stats.per_split.values()) == len(rows) and stats.prompts == len({r[schema.PROMPT_ID] for r in rows})
+
+
+def test_the_latest_feedback_on_a_response_is_its_quality(
+    traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats]
+) -> None:
+    query = f"SELECT prompt_hash, chosen_model FROM requests WHERE response_id = '{traffic.rescored_id}'"
+    (row,) = _rows(warehouse[0], query)
+    table, _ = label(warehouse[0], LabelParams())
+    (labelled,) = [r for r in table.to_pylist() if r[schema.PROMPT_ID] == row["prompt_hash"]]
+    assert labelled[schema.QUALITY] == RESCORES[-1] and labelled[schema.MODEL] == row["chosen_model"]
+
+
+def test_bootstrap_rows_keep_their_splits_and_traffic_follows_them(
+    traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats], tmp_path: Path
+) -> None:
+    public = traffic.slice.set_column(
+        traffic.slice.schema.get_field_index(schema.SPLIT),
+        schema.SPLIT,
+        pa.array([schema.VALID] * traffic.slice.num_rows),
+    )
+    write_outcomes(public, tmp_path / "public.parquet")
+    table, stats = label(warehouse[0], LabelParams(bootstrap=(tmp_path / "public.parquet",)))
+    assert stats.bootstrap_rows == traffic.slice.num_rows and table.num_rows == stats.rows + stats.bootstrap_rows
+    assert set(table[schema.SPLIT].to_pylist()) == {schema.VALID} and stats.per_split[schema.VALID] == stats.rows
+
+
+def test_main_reads_the_loop_section_and_writes_metrics(
+    traffic: Traffic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    section = {"traces": str(traffic.traces), "warehouse": "wh/warehouse.duckdb", "split": {"seed": 3}}
+    Path("params.yaml").write_text(yaml.safe_dump({"loop": section, "data": {"dir": "elsewhere"}}))
+    ingest_stage.main()
+    label_stage.main()
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith("ingest: ") and out[1].startswith("label: ")
+    ingested = json.loads(ingest_stage.STATS_FILE.read_text())
+    assert (ingested["requests"], ingested["feedback"]) == (traffic.requests, traffic.feedback)
+    labelled = json.loads(label_stage.STATS_FILE.read_text())
+    written = pq.read_metadata(label_stage.OUTCOMES_FILE).num_rows
+    assert labelled["rows"] == written == SCORED - traffic.scored.unrecorded + 1

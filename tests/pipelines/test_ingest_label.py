@@ -24,6 +24,7 @@ from pipelines import ingest as ingest_stage
 from pipelines import label as label_stage
 from pipelines.ingest import ingest
 from pipelines.label import LabelParams, label
+from pipelines.loop_params import LoopPaths
 from pipelines.outcomes import ImportStats, first_prompts, write_outcomes
 from pipelines.splits import assign_split
 from pipelines.traffic import Prompt, TrafficSummary, drive, prompts_of
@@ -300,5 +301,5 @@ def test_main_reads_the_loop_section_and_writes_metrics(
     ingested = json.loads(ingest_stage.STATS_FILE.read_text())
     assert (ingested["requests"], ingested["feedback"]) == (traffic.requests, traffic.feedback)
     labelled = json.loads(label_stage.STATS_FILE.read_text())
-    written = pq.read_metadata(label_stage.OUTCOMES_FILE).num_rows
+    written = pq.read_metadata(LoopPaths().outcomes).num_rows
     assert labelled["rows"] == written == SCORED - traffic.scored.unrecorded + 1

@@ -81,7 +81,9 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
     outcomes = workdir / "routerbench.parquet"
     table = step(1, "Import RouterBench (real recorded outcomes)", lambda: _import(data_dir, outcomes))
     models = sorted(set(table[schema.MODEL].to_pylist()))
-    train = prompts_of(table, schema.TRAIN, int(settings["train_prompts"]))
+    # Each pass sends every training prompt once more; the uniform fallback draws a model afresh each time,
+    # so repeated prompts log several models' outcomes, as repeated real traffic does.
+    train = prompts_of(table, schema.TRAIN, int(settings["train_prompts"])) * int(settings.get("passes", 1))
     test = prompts_of(table, schema.TEST, int(settings["test_prompts"]))
     workspace = prepare(workdir / "pipeline", repo, settings)
     loop = loop_params(workspace / "params.yaml")
@@ -93,7 +95,8 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
             logged = step(
                 2,
                 "Log traffic: train prompts through the gateway (no router yet)",
-                lambda: demo_gateway.drive_gateway(gateway, train),
+                # One request at a time: the fallback's seeded draws then follow prompt order, run after run.
+                lambda: demo_gateway.drive_gateway(gateway, train, concurrency=1),
             )
             time.sleep(1.5)  # the gateway exports spans every 0.5 s; let the last ones reach the files
             step(
@@ -101,14 +104,15 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
                 "dvc repro: ingest → label + split → featurize → tune@family → evaluate → register",
                 lambda: dvc(workspace, ["repro", LOOP_TARGET], say),
             )
+            second = step(4, "A second dvc repro changes nothing", lambda: _no_op(workspace))
             evaluation = json.loads((workspace / loop.evaluation).read_text())
             registered = json.loads((workspace / loop.registered).read_text())
             family, version = step(
-                4, "Promote the best family through the gate", lambda: _promote(evaluation, registered)
+                5, "Promote the best family through the gate", lambda: _promote(evaluation, registered)
             )
-            step(5, "The running gateway hot-reloads it", lambda: _await_version(gateway, version))
+            step(6, "The running gateway hot-reloads it", lambda: _await_version(gateway, version))
             live = step(
-                6,
+                7,
                 "Held-apart test prompts through the promoted router",
                 lambda: demo_gateway.drive_gateway(gateway, test),
             )
@@ -118,9 +122,15 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
         loop_report.fixed_model(test, loop_report.strongest_model(test)),
         loop_report.oracle(test),
     ]
-    step(7, "Before / after on the held-apart prompts", lambda: _report(results, workdir, evaluation, family))
-    second = step(8, "A second dvc repro changes nothing", lambda: dvc(workspace, ["repro", LOOP_TARGET]))
+    step(8, "Before / after on the held-apart prompts", lambda: _report(results, workdir, evaluation, family))
     return LoopOutcome(workspace, logged, live, evaluation, registered, family, version, results, second)
+
+
+def _no_op(workspace: Path) -> str:
+    output = dvc(workspace, ["repro", LOOP_TARGET])
+    ran = [line for line in output.splitlines() if line.startswith("Running stage")]
+    say("nothing re-ran" if not ran else f"re-ran: {', '.join(ran)}")
+    return output
 
 
 def _import(data_dir: Path, outcomes: Path) -> Any:

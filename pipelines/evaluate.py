@@ -33,12 +33,22 @@ SUMMARY_KEYS = (
 )
 
 
+SELECTION = "valid_"
+"""The family is chosen on validation metrics, so its test estimates stay unbiased (no winner's curse)."""
+
+
 def evaluate(params: LoopParams) -> dict[str, Any]:
-    """Per family its test metrics; `best`: the family with the highest off-policy utility that beats the
-    logging policy (on full-information data: the highest test AIQ)."""
+    """Per family its test metrics; `best`: the family whose validation off-policy utility is highest among
+    those beating the logging policy there (on full-information data: the highest validation AIQ)."""
     results = {f: json.loads((params.routers / f / METRICS_FILE).read_text()) for f in params.families}
     families = {f: {k: r["metrics"][k] for k in SUMMARY_KEYS if k in r["metrics"]} for f, r in results.items()}
-    return {"families": families, "best": choose_best(families), "cost_weight": params.cost_weight}
+    selection = {f: _validation(r["metrics"]) for f, r in results.items()}
+    return {"families": families, "best": choose_best(selection), "cost_weight": params.cost_weight}
+
+
+def _validation(metrics: dict[str, float]) -> dict[str, float]:
+    """Validation metrics under their test names, for `choose_best`."""
+    return {"test_" + k.removeprefix(SELECTION): v for k, v in metrics.items() if k.startswith(SELECTION)}
 
 
 def choose_best(families: dict[str, dict[str, float]]) -> str | None:

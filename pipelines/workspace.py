@@ -55,7 +55,8 @@ def dvc(root: Path, arguments: list[str], echo: Callable[[str], None] | None = N
     """Run `dvc <arguments>` in `root` with this interpreter's environment; stream lines to `echo`."""
     exe = Path(sys.executable).with_name("dvc")
     command = [str(exe) if exe.exists() else "dvc", *arguments]
-    env = {**os.environ, **DVC_ENV}
+    # Stages run `python -m …`: the interpreter running this code (the project's venv) must be first on PATH.
+    env = {**os.environ, **DVC_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     lines: list[str] = []
     with subprocess.Popen(  # noqa: S603
         command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -5,6 +5,7 @@ hot-reloaded, and held-apart prompts measure it live. Real processes, real DVC, 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.closed_loop import LoopOutcome, run_loop, tracking_store
+from pipelines.workspace import dvc
 from registry import names
 from registry.versions import get_version
 
@@ -62,3 +64,19 @@ def test_every_registered_version_records_its_provenance(outcome: LoopOutcome) -
             assert {names.OFF_POLICY_METRIC, names.LOGGING_POLICY_METRIC, "test_aiq"} <= set(info.metrics)
         promoted = get_version(client, outcome.promoted_version)
         assert promoted.stage == names.PRODUCTION_STAGE and names.PRODUCTION_ALIAS in promoted.aliases
+
+
+def test_changing_one_familys_params_reruns_only_that_family_and_exp_run_works(outcome: LoopOutcome) -> None:
+    root = outcome.workspace
+    (root / ".gitignore").write_text("data/\nruns/\nmlruns/\nmlflow.db\n")
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "-c", "user.email=loop@routeiq", "-c", "user.name=loop", "add", "-A"],
+        ["git", "-c", "user.email=loop@routeiq", "-c", "user.name=loop", "commit", "-qm", "loop workspace"],
+    ):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+    dvc(root, ["config", "core.no_scm", "false"])
+    output = dvc(root, ["exp", "run", "--dry", "-S", "tune.knn.trials=1", "register"])
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert "tune@knn" in ran
+    assert not ran & {"tune@elo", "tune@cheapest", "tune@strongest", "featurize", "label"}, output

@@ -80,3 +80,11 @@ def test_changing_one_familys_params_reruns_only_that_family_and_exp_run_works(o
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert "tune@knn" in ran
     assert not ran & {"tune@elo", "tune@cheapest", "tune@strongest", "featurize", "label"}, output
+
+
+def test_metrics_and_plots_render_without_network(outcome: LoopOutcome, tmp_path: Path) -> None:
+    metrics = dvc(outcome.workspace, ["metrics", "show", "--json"])
+    assert "test_dr_quality" in metrics and "requests" in metrics
+    dvc(outcome.workspace, ["plots", "show", "-o", str(tmp_path / "plots")])
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "frontier.png" in page and "http://" not in page and "https://" not in page and "<script" not in page

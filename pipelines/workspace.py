@@ -15,6 +15,9 @@ import yaml  # type: ignore[import-untyped]
 
 CODE = ("features", "routers", "registry", "serving", "pipelines")
 DVC_ENV = {"DVC_NO_ANALYTICS": "1"}
+IMPORT_STAGE = "import"
+LABEL_STAGE = "label"
+PUBLIC_DATA = "${data.out_dir}"
 
 
 class PipelineError(RuntimeError):
@@ -38,9 +41,12 @@ def profile_params(params: Mapping[str, Any], profile: Mapping[str, Any]) -> dic
 def prepare(root: Path, repo: Path, profile: Mapping[str, Any]) -> Path:
     """Create `root` as a DVC workspace running the project's pipeline with `profile`; returns `root`."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "dvc.yaml").write_text((repo / "dvc.yaml").read_text())
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(profile_params(params, profile), sort_keys=False))
+    params = profile_params(yaml.safe_load((repo / "params.yaml").read_text()), profile)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
+    if not params["loop"].get("bootstrap"):
+        _without_public_data(pipeline)
+    (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     for name in CODE:
         link = root / name
         if not link.exists():
@@ -49,6 +55,14 @@ def prepare(root: Path, repo: Path, profile: Mapping[str, Any]) -> Path:
         dvc(root, ["init", "--no-scm", "--quiet"])
         dvc(root, ["config", "core.autostage", "false"])
     return root
+
+
+def _without_public_data(pipeline: dict[str, Any]) -> None:
+    """The loop on traffic alone: no public-data import stages, no label dependency on their outputs."""
+    stages = pipeline["stages"]
+    stages.pop(IMPORT_STAGE, None)
+    label = stages[LABEL_STAGE]
+    label["deps"] = [d for d in label["deps"] if not str(d).startswith(PUBLIC_DATA)]
 
 
 def dvc(root: Path, arguments: list[str], echo: Callable[[str], None] | None = None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -46,7 +47,8 @@ def register(params: LoopParams, commit: str) -> dict[str, Any]:
 def main() -> None:
     tracking.configure()
     params = loop_params()
-    registered = register(params, git_commit())
+    # The commit of the code that trained the routers (a loop workspace links to it; it is not a repo itself).
+    registered = register(params, git_commit(Path(__file__).resolve().parents[1]))
     evaluation = json.loads(params.evaluation.read_text()) if params.evaluation.is_file() else {}
     best = evaluation.get("best")
     summary = {"versions": registered, "best": best, "best_version": registered.get(best) if best else None}

@@ -60,7 +60,7 @@ def test_every_registered_version_records_its_provenance(outcome: LoopOutcome) -
             assert info.family == family
             assert info.tags[names.TAG_DATA_HASH] == data_hash
             assert json.loads(info.tags[names.TAG_PARAMS]) is not None
-            assert info.tags[names.TAG_GIT_COMMIT]
+            assert len(info.tags[names.TAG_GIT_COMMIT].removesuffix("-dirty")) == 40  # the code's commit
             assert {names.OFF_POLICY_METRIC, names.LOGGING_POLICY_METRIC, "test_aiq"} <= set(info.metrics)
         promoted = get_version(client, outcome.promoted_version)
         assert promoted.stage == names.PRODUCTION_STAGE and names.PRODUCTION_ALIAS in promoted.aliases

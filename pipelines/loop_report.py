@@ -88,7 +88,8 @@ def plot(results: list[PolicyResult], path: Path, title: str) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for r in results:
         axes.plot(r.cost_per_1k, r.quality, "o", markersize=9, label=r.name)
-    axes.set_xscale("symlog", linthresh=0.1)
+    axes.set_xscale("log")
+    axes.grid(True, which="both", alpha=0.3)
     axes.set_xlabel("cost per 1k prompts (USD)")
     axes.set_ylabel("mean recorded quality")
     axes.set_title(title)

@@ -31,9 +31,11 @@ class LoggedSamples:
 
 
 def logged_rows(data: TrainingSet) -> npt.NDArray[np.intp]:
-    """Prompts with some but not every candidate's outcome: bandit feedback, not full information."""
+    """Prompts logged by a stochastic policy: some but not every candidate's outcome, and a propensity below 1
+    (a training weight above 1). Public data with a few unknown outcomes is not bandit feedback."""
     known = data.known
-    return np.flatnonzero(known.any(axis=1) & ~known.all(axis=1))
+    stochastic = (data.weight > 1.0).any(axis=1)
+    return np.flatnonzero(known.any(axis=1) & ~known.all(axis=1) & stochastic)
 
 
 def logged_samples(data: TrainingSet) -> LoggedSamples:

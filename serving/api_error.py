@@ -1,14 +1,20 @@
-"""The OpenAI error shape shared by the gateway and the replay provider: a base exception and its response.
+"""The OpenAI error shape shared by the gateway and the replay provider: a base exception, its response,
+the routing errors both servers raise, and the handlers that turn any error into that shape.
 
-Exception classes and encoding only; each server declares its own subclasses and installs the handlers.
+Each server declares its own subclasses for everything else and installs the handlers in its app factory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import ClassVar
 
 import orjson
-from fastapi import Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic_core import ErrorDetails
+from starlette.exceptions import HTTPException
 
 INVALID_REQUEST_TYPE = "invalid_request_error"
 SERVER_ERROR_TYPE = "server_error"
@@ -56,3 +62,48 @@ def error_response(error: ApiError) -> Response:
         media_type="application/json",
         headers=error.headers(),
     )
+
+
+class UnknownRouteError(ApiError):
+    """No endpoint at this path."""
+
+    status = 404
+    error_type = INVALID_REQUEST_TYPE
+    code = "unknown_route"
+
+
+class MethodNotAllowedError(ApiError):
+    """The path exists but not with this HTTP method."""
+
+    status = 405
+    error_type = INVALID_REQUEST_TYPE
+    code = "method_not_allowed"
+
+
+def install_error_handlers(
+    app: FastAPI, served_routes: str, invalid_request: Callable[[list[ErrorDetails]], ApiError]
+) -> None:
+    """Answer every ApiError, unknown path or method, and FastAPI validation error in the OpenAI shape.
+
+    `served_routes` is named in 404/405 messages; `invalid_request` builds the server's own 400 error.
+    """
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            return error_response(MethodNotAllowedError(f"{where} is not allowed; this server serves {served_routes}."))
+        return error_response(UnknownRouteError(f"{where} does not exist; this server serves {served_routes}."))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        # Endpoints parse bodies themselves; this only guarantees FastAPI's 422 can never escape.
+        assert isinstance(exc, RequestValidationError)
+        return error_response(invalid_request(list(exc.errors())))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

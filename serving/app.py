@@ -13,18 +13,14 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
-from http import HTTPStatus
 
-from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from mlflow import MlflowClient
-from starlette.exceptions import HTTPException
 
 from registry.reference import parse_reference
 from registry.tracking import tracking_uri
-from serving.api_error import error_response
+from serving.api_error import install_error_handlers
 from serving.config import GatewayConfig
-from serving.exceptions import GatewayError, InvalidRequestError, MethodNotAllowedError, UnknownRouteError
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
 from serving.responses import RecentResponses
@@ -32,6 +28,7 @@ from serving.routes import admin, chat_completions, embeddings, feedback, health
 from serving.routing.policy import RoutingPolicy
 from serving.routing.poller import RegistryPoller
 from serving.routing.slots import CHALLENGER, CHAMPION, PollResult, RouterSlot
+from serving.schemas import invalid_request
 from serving.state import GatewayState
 from serving.telemetry.tracing import Telemetry
 
@@ -64,9 +61,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app = FastAPI(title="RouteIQ gateway", lifespan=lifespan)
     for module in (chat_completions, embeddings, models, feedback, health, metrics, admin):
         app.include_router(module.router)
-    app.add_exception_handler(GatewayError, _gateway_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    install_error_handlers(app, SERVED_ROUTES, invalid_request)
     return app
 
 
@@ -116,25 +111,3 @@ async def _stop(state: GatewayState) -> None:
             await state.poll_task
     await state.providers.aclose()
     state.telemetry.shutdown()
-
-
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    # Starlette raises these for unknown paths and methods; answer them in the OpenAI shape too.
-    assert isinstance(exc, HTTPException)
-    where = f"{request.method} {request.url.path}"
-    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-        return error_response(MethodNotAllowedError(f"{where} is not allowed; this gateway serves {SERVED_ROUTES}."))
-    if exc.status_code == HTTPStatus.NOT_FOUND:
-        return error_response(UnknownRouteError(f"{where} does not exist; this gateway serves {SERVED_ROUTES}."))
-    return error_response(InvalidRequestError(str(exc.detail)))
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    # Endpoints parse bodies themselves; this only guarantees FastAPI's 422 can never escape.
-    assert isinstance(exc, RequestValidationError)
-    return error_response(InvalidRequestError(f"Invalid request: {exc.errors()[0].get('msg', 'malformed')}"))

@@ -3,14 +3,12 @@
 Pure exception classes; the app turns `GatewayError` into OpenAI-shaped responses.
 
     Exception
-    ├── ApiError (serving.api_error)
+    ├── ApiError (serving.api_error; also UnknownRouteError 404 and MethodNotAllowedError 405, shared)
     │   └── GatewayError                  a client gets {"error": {"message", "type", "param", "code"}}
     │       ├── InvalidRequestError       400 invalid_request_error   body not JSON, breaks the schema, bad value
     │       ├── ForbiddenParameterError   400 forbidden_parameter     api_base/base_url/api_key/extra_headers
     │       ├── AuthenticationError       401 invalid_api_key         missing or wrong bearer key
-    │       ├── UnknownRouteError         404 unknown_route           no such path
     │       ├── ModelNotFoundError        404 model_not_found         neither a deployment nor the virtual model
-    │       ├── MethodNotAllowedError     405 method_not_allowed
     │       ├── UpstreamStatusError       4xx as the provider said    the provider refused the request
     │       ├── UpstreamRateLimitError    429 upstream_rate_limited   with Retry-After when the provider gave one
     │       ├── UpstreamError             502 upstream_error          provider failed or answered nonsense
@@ -64,22 +62,6 @@ class AuthenticationError(GatewayError):
             "Missing or invalid API key; send `Authorization: Bearer <key>` with the gateway's key "
             "(general_settings.master_key)."
         )
-
-
-class UnknownRouteError(GatewayError):
-    """No endpoint at this path."""
-
-    status = 404
-    error_type = INVALID_REQUEST_TYPE
-    code = "unknown_route"
-
-
-class MethodNotAllowedError(GatewayError):
-    """The path exists but not with this HTTP method."""
-
-    status = 405
-    error_type = INVALID_REQUEST_TYPE
-    code = "method_not_allowed"
 
 
 class ModelNotFoundError(GatewayError):

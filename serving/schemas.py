@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from serving.exceptions import ForbiddenParameterError, InvalidRequestError
 from serving.openai_schema import STRICT, Message, StreamOptions, describe_errors
@@ -82,8 +83,13 @@ def validate(model: type[M], body: dict[str, Any], schema: str = SCHEMA) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        message, param = describe_errors(exc.errors(include_url=False), schema)
-        raise InvalidRequestError(message, param=param) from exc
+        raise invalid_request(exc.errors(include_url=False), schema) from exc
+
+
+def invalid_request(errors: list[ErrorDetails], schema: str = SCHEMA) -> InvalidRequestError:
+    """The 400 error for pydantic errors: the first one names the parameter, the rest are counted."""
+    message, param = describe_errors(errors, schema)
+    return InvalidRequestError(message, param=param)
 
 
 def header_cost_weight(value: str | None) -> float | None:

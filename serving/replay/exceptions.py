@@ -3,10 +3,9 @@
 Pure exception classes and their OpenAI-shaped bodies; turning them into HTTP responses is the app's job.
 
     Exception
+    ├── ApiError (serving.api_error; also UnknownRouteError 404 and MethodNotAllowedError 405, shared)
     ├── ReplayError                    a client gets {"error": {"message", "type", "param", "code"}}
     │   ├── InvalidRequestError        400 invalid_request_error  body not JSON, or breaks the schema
-    │   ├── UnknownRouteError          404 unknown_route          no such path
-    │   ├── MethodNotAllowedError      405 method_not_allowed     the path exists, the method does not
     │   ├── ModelNotFoundError         404 model_not_found        model not in the outcomes file
     │   ├── PromptNotRecordedError     404 prompt_not_recorded    no row for this (model, prompt)
     │   └── InjectedFaultError         a fault knob fired; never while every fault rate is 0
@@ -34,22 +33,6 @@ class InvalidRequestError(ReplayError):
     status = 400
     error_type = INVALID_REQUEST_TYPE
     code = "invalid_request_error"
-
-
-class UnknownRouteError(ReplayError):
-    """No endpoint at this path."""
-
-    status = 404
-    error_type = INVALID_REQUEST_TYPE
-    code = "unknown_route"
-
-
-class MethodNotAllowedError(ReplayError):
-    """The path exists but not with this HTTP method."""
-
-    status = 405
-    error_type = INVALID_REQUEST_TYPE
-    code = "method_not_allowed"
 
 
 class ModelNotFoundError(ReplayError):

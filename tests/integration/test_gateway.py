@@ -343,6 +343,14 @@ def test_bad_requests_get_openai_shaped_errors(gateway: str, body: dict[str, Any
     assert error["code"] == code and error["message"]
 
 
+def test_unknown_paths_and_methods_get_openai_shaped_errors(gateway: str) -> None:
+    missing = httpx.get(f"{gateway}/v1/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_route"
+    wrong = httpx.delete(f"{gateway}/v1/models")
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert "/v1/chat/completions" in wrong.json()["error"]["message"]
+
+
 def test_a_wrong_key_is_refused_and_health_stays_open(gateway: str) -> None:
     with pytest.raises(openai.AuthenticationError):
         OpenAI(base_url=f"{gateway}/v1", api_key="sk-wrong", max_retries=0).models.list()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ import yaml  # type: ignore[import-untyped]
 
 from pipelines.demo_steps import free_port, running_process, say
 from pipelines.traffic import Prompt, TrafficSummary, drive
-from serving.telemetry import attributes
-from serving.telemetry.files import scan_spans
 
 DEMO_KEY = "sk-routeiq-demo"
 TRACES = Path("runs/traces")
@@ -85,15 +82,3 @@ def drive_gateway(url: str, prompts: list[Prompt], concurrency: int = 8) -> Traf
     for line in summary.render().splitlines():
         say(line)
     return summary
-
-
-def show_spans(workdir: Path, traces: Path = TRACES) -> None:
-    """What the gateway's trace files hold now that it has stopped (and flushed)."""
-    scan = scan_spans(workdir / traces)
-    names = Counter(record.name for record in scan.records)
-    known = sum(1 for r in scan.records if r.attributes.get(attributes.FEEDBACK_KNOWN) is True)
-    say(
-        f"{len(scan.records)} spans in {workdir / traces}: {names[attributes.CHAT_SPAN_NAME]} requests, "
-        f"{names[attributes.FEEDBACK_SPAN_NAME]} feedback ({known} linked to their request), "
-        f"{scan.malformed_count} malformed lines"
-    )

@@ -13,6 +13,7 @@ from routers.base import Prediction
 from routers.dataset import TrainingSet
 from routers.decision import choose
 from routers.metrics import RoutingData, routing_report
+from routers.off_policy_scoring import off_policy_headline
 
 HEADLINE = (
     "aiq",
@@ -62,8 +63,6 @@ def metrics_for(prediction: Prediction, data: TrainingSet, prefix: str, cost_wei
     """Every metric `data` supports: the full-information headline on complete prompts, off-policy estimates
     on logged ones. With logged traffic only, `{prefix}_aiq` is the off-policy AIQ, so tuning and the
     promotion gate work on either kind of data."""
-    from routers.off_policy_scoring import off_policy_headline
-
     found = off_policy_headline(prediction, data, prefix, cost_weight)
     if complete_rows(data).size:
         found |= headline(score(prediction, data, cost_weight), prefix)

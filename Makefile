@@ -42,7 +42,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@test -f data/outcomes/routerbench.parquet || $(BIN)/routeiq data import routerbench "$(DATA_DIR)/routerbench" --out data/outcomes/routerbench.parquet
-	$(BIN)/python -m pipelines.decision_latency --out docs/decision-latency.md
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -103,12 +103,15 @@ def serve_command(
     config: Annotated[Path, typer.Option(help="Gateway config: LiteLLM's format plus routeiq_settings.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
+    access_log: Annotated[
+        bool, typer.Option(help="Log a line per request (every request is also a span); costs ~10% throughput.")
+    ] = False,
 ) -> None:
     """Run the OpenAI-compatible gateway: learned routing, telemetry, feedback, hot reload (docs/gateway.md)."""
     from serving.config import load_config
     from serving.server import serve
 
-    serve(load_config(config), host=host, port=port)
+    serve(load_config(config), host=host, port=port, access_log=access_log)
 
 
 @app.command("replay")

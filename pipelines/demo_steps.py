@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -34,8 +34,23 @@ def running_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `python -m pipelines.cli <arguments>`; wait until `ready_url` answers 200; always stop it."""
     command = [sys.executable, "-m", "pipelines.cli", *arguments]
+    with running_command(name, command, ready_url, log, cwd=cwd) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def running_command(
+    name: str,
+    command: list[str],
+    ready_url: str,
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `command` (output to `log`); wait until `ready_url` answers 200; always stop it (SIGTERM, then kill)."""
     with log.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd)  # noqa: S603
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd, env=env)  # noqa: S603
         try:
             _wait_ready(name, ready_url, process, log)
             say(f"{name} pid {process.pid} ready (log: {log})")

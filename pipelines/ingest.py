@@ -2,16 +2,18 @@
 
 Incremental and idempotent: a file is read on from where the last run stopped and primary keys drop repeats.
 A malformed line is stored and counted, never fatal; an unfinished last line is left for the next run.
+Each chunk is parsed natively in one go (`pipelines.span_arrow`); the lines that path cannot vouch for are read
+one by one by the telemetry reader, which is the reference for what every line means.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
 import duckdb
@@ -20,11 +22,10 @@ import pyarrow.compute as pc
 import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict
 
+from pipelines import span_arrow
+from pipelines.span_columns import feedback_table, malformed_table, request_table, split_wrong_types
 from serving.telemetry import attributes as a
-
-# Decoding a line is the telemetry reader's job; it exposes it per directory only, and we read from offsets.
-from serving.telemetry.files import MalformedLine, SpanRecord, span_files
-from serving.telemetry.files import _read_line as read_line
+from serving.telemetry.files import MalformedLine, SpanRecord, read_line, span_files
 
 SQL_DIR: Final = Path(__file__).parent / "sql"
 PARAMS_FILE: Final = Path("params.yaml")
@@ -34,48 +35,6 @@ CHUNK_BYTES: Final = 16 * 2**20
 """Read (and insert) this much of a file at a time, so memory stays bounded however large a file grows."""
 EXAMPLES: Final = 10
 """Malformed lines quoted in the stats; all of them are in the `malformed_lines` table."""
-
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-REQUEST_ATTRIBUTES: Final = MappingProxyType(
-    {
-        "response_id": (a.RESPONSE_ID, pa.string()),
-        "latency_ms": (a.LATENCY_MS, pa.float64()),
-        "request_model": (a.REQUEST_MODEL, pa.string()),
-        "chosen_model": (a.CHOSEN_MODEL, pa.string()),
-        "decision": (a.DECISION, pa.string()),
-        "propensity": (a.PROPENSITY, pa.float64()),
-        "cost_weight": (a.COST_WEIGHT, pa.float64()),
-        "cost_usd": (a.COST_USD, pa.float64()),
-        "cost_source": (a.COST_SOURCE, pa.string()),
-        "input_tokens": (a.INPUT_TOKENS, pa.int64()),
-        "output_tokens": (a.OUTPUT_TOKENS, pa.int64()),
-        "prompt_hash": (a.PROMPT_HASH, pa.string()),
-        "prompt_text": (a.PROMPT_TEXT, pa.string()),
-        "router_version": (a.ROUTER_VERSION, pa.string()),
-        "router_family": (a.ROUTER_FAMILY, pa.string()),
-        "arm": (a.ROUTER_ARM, pa.string()),
-        "status": (a.HTTP_STATUS, pa.int32()),
-        "error_type": (a.ERROR_TYPE, pa.string()),
-        "stream": (a.STREAM, pa.bool_()),
-        "candidates": (a.CANDIDATES, pa.list_(pa.string())),
-        "predicted_quality": (a.PREDICTED_QUALITY, pa.list_(pa.float64())),
-        "predicted_cost": (a.PREDICTED_COST, pa.list_(pa.float64())),
-    }
-)
-"""`requests` column → (span attribute, arrow type); the span's ids, times, file and line come on top."""
-FEEDBACK_ATTRIBUTES: Final = MappingProxyType(
-    {
-        "response_id": (a.FEEDBACK_RESPONSE_ID, pa.string()),
-        "score": (a.FEEDBACK_SCORE, pa.float64()),
-        "source": (a.FEEDBACK_SOURCE, pa.string()),
-        "known": (a.FEEDBACK_KNOWN, pa.bool_()),
-    }
-)
-"""`feedback` column → (span attribute, arrow type); ids, time, link, file and line come on top."""
-Builder = Callable[[Sequence[SpanRecord]], pa.Table]
-_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError)
-
-MALFORMED_SCHEMA: Final = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason", pa.string())])
 
 
 class IngestParams(BaseModel):
@@ -123,32 +82,49 @@ class IngestStats:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Batch:
-    """Complete lines of one file chunk, read."""
+    """One chunk of complete lines, read: its rows, its malformed lines (or spans) and what it held."""
 
-    records: list[SpanRecord]
+    requests: pa.Table
+    feedback: pa.Table
     malformed: list[MalformedLine]
+    bytes: int
+    lines: int
+    spans: int
+    other_spans: int
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Whole lines of a file, the first being line `first_line`."""
+
+    data: bytes
+    first_line: int
     lines: int
 
 
-def ingest(traces: Path, warehouse: Path) -> IngestStats:
-    """Read every span file in `traces` on from where the last run stopped into the `warehouse` database."""
+def ingest(traces: Path, warehouse: Path, *, exact: bool = False) -> IngestStats:
+    """Read every span file in `traces` on from where the last run stopped into the `warehouse` database;
+    `exact` reads every line with the per-line reader: slower, the same tables."""
     started = time.perf_counter()
     stats = IngestStats()
     files = span_files(traces)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse)) as con:
+        con.execute(sql_text("ingest_settings"))
         con.execute(sql_text("ingest_schema"))
         done = {path: (offset, lines) for path, offset, lines in con.execute(sql_text("ingest_files_read")).fetchall()}
         for path in files:
             stats.files += 1
-            _ingest_file(con, path, done.get(str(path.resolve()), (0, 0)), stats)
+            _ingest_file(con, path, done.get(str(path.resolve()), (0, 0)), exact, stats)
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, start: tuple[int, int], stats: IngestStats) -> None:
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection, path: Path, start: tuple[int, int], exact: bool, stats: IngestStats
+) -> None:
     """Read `path` on from byte `start[0]` (line `start[1]` + 1) to its last complete line."""
     offset, lines = start
     size = path.stat().st_size
@@ -159,12 +135,33 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, start: tuple[int, i
     stats.files_read += 1
     with path.open("rb") as file:
         file.seek(offset)
-        for chunk in _complete_lines(file):
-            batch = _read_chunk(chunk, path, lines + 1)
-            offset, lines = offset + len(chunk), lines + batch.lines
+        for batch in _read_ahead(_numbered(_complete_lines(file), lines + 1), path, exact):
+            offset, lines = offset + batch.bytes, lines + batch.lines
             _store(con, batch, {"path": str(path.resolve()), "bytes_read": offset, "lines_read": lines}, stats)
         if file.tell() > offset:
             stats.incomplete += 1
+
+
+def _read_ahead(chunks: Iterator[_Chunk], path: Path, exact: bool) -> Iterator[_Batch]:
+    """The chunks read, in order; each is read in a worker thread while the one before is stored (the parser
+    and DuckDB release the GIL), and no more than one ahead, so memory stays bounded."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as pool:
+        ahead: Future[_Batch] | None = None
+        for chunk in chunks:
+            following = pool.submit(_read_chunk, chunk, path, exact)
+            if ahead is not None:
+                yield ahead.result()
+            ahead = following
+        if ahead is not None:
+            yield ahead.result()
+
+
+def _numbered(chunks: Iterator[bytes], first_line: int) -> Iterator[_Chunk]:
+    """Each chunk with the number of its first line."""
+    for data in chunks:
+        chunk = _Chunk(data, first_line, data.count(b"\n"))
+        yield chunk
+        first_line += chunk.lines
 
 
 def _complete_lines(file: BinaryIO) -> Iterator[bytes]:
@@ -178,47 +175,79 @@ def _complete_lines(file: BinaryIO) -> Iterator[bytes]:
             yield buffer[:cut]
 
 
-def _read_chunk(chunk: bytes, path: Path, first_line: int) -> _Batch:
-    raws = chunk.split(b"\n")
-    raws.pop()  # what follows the last newline: nothing
-    batch = _Batch([], [], len(raws))
-    for number, raw in enumerate(raws, start=first_line):
-        if raw and not raw.isspace():
-            for item in read_line(raw, path, number):
-                if isinstance(item, SpanRecord):
-                    batch.records.append(item)
-                else:
-                    batch.malformed.append(item)
-    return batch
+def _read_chunk(chunk: _Chunk, path: Path, exact: bool) -> _Batch:
+    """The native path's rows plus those of the lines it handed back, read one by one; `exact`: every line is
+    read one by one (the reference the native path is tested against)."""
+    fast = _vouched(chunk, path, exact)
+    records, malformed = _read_lines(fast.exact_lines, path)
+    requests = [r for r in records if r.name == a.CHAT_SPAN_NAME]
+    feedback = [r for r in records if r.name == a.FEEDBACK_SPAN_NAME]
+    exact_requests, bad_requests = split_wrong_types(requests, request_table)
+    exact_feedback, bad_feedback = split_wrong_types(feedback, feedback_table)
+    return _Batch(
+        requests=_in_file_order(fast.requests, exact_requests),
+        feedback=_in_file_order(fast.feedback, exact_feedback),
+        malformed=[*malformed, *bad_requests, *bad_feedback],
+        bytes=len(chunk.data),
+        lines=chunk.lines,
+        spans=fast.spans + len(records),
+        other_spans=fast.other_spans + len(records) - len(requests) - len(feedback),
+    )
+
+
+def _vouched(chunk: _Chunk, path: Path, exact: bool) -> span_arrow.ArrowRead:
+    if not exact:
+        return span_arrow.read_chunk(chunk.data, path, chunk.first_line)
+    raws = chunk.data.split(b"\n")[:-1]
+    lines = [(number, raw) for number, raw in enumerate(raws, start=chunk.first_line) if raw and not raw.isspace()]
+    return span_arrow.ArrowRead(request_table([]), feedback_table([]), 0, 0, lines)
+
+
+def _read_lines(lines: Sequence[tuple[int, bytes]], path: Path) -> tuple[list[SpanRecord], list[MalformedLine]]:
+    records: list[SpanRecord] = []
+    malformed: list[MalformedLine] = []
+    for number, raw in lines:
+        for item in read_line(raw, path, number):
+            if isinstance(item, SpanRecord):
+                records.append(item)
+            else:
+                malformed.append(item)
+    return records, malformed
+
+
+def _in_file_order(fast: pa.Table, exact: pa.Table) -> pa.Table:
+    """Both paths' rows in the order the per-line reader alone lists them: by line, as each line is read by
+    one path in order (a stable sort), so the same copy of a span repeated within a chunk is the one kept."""
+    if not exact.num_rows:
+        return fast
+    if not fast.num_rows:
+        return exact
+    rows = pa.concat_tables([fast, exact])
+    return rows.take(pc.sort_indices(rows, sort_keys=[("line", "ascending")]))
 
 
 def _store(con: duckdb.DuckDBPyConnection, batch: _Batch, progress: dict[str, Any], stats: IngestStats) -> None:
     """Insert one chunk's spans and malformed lines and move the file's bookmark, in one transaction: a crash
     in between leaves neither, so the next run reads the chunk again."""
-    requests = [r for r in batch.records if r.name == a.CHAT_SPAN_NAME]
-    feedback = [r for r in batch.records if r.name == a.FEEDBACK_SPAN_NAME]
-    requests_found, bad_requests = _table(requests, request_table)
-    feedback_found, bad_feedback = _table(feedback, feedback_table)
-    malformed = [*batch.malformed, *bad_requests, *bad_feedback]
     con.begin()
     try:
-        added_requests = _insert(con, "request_batch", requests_found, "ingest_insert_requests")
-        added_feedback = _insert(con, "feedback_batch", feedback_found, "ingest_insert_feedback")
-        _insert(con, "malformed_batch", _malformed_table(malformed), "ingest_insert_malformed")
+        added_requests = _insert(con, "request_batch", batch.requests, "ingest_insert_requests")
+        added_feedback = _insert(con, "feedback_batch", batch.feedback, "ingest_insert_feedback")
+        _insert(con, "malformed_batch", malformed_table(batch.malformed), "ingest_insert_malformed")
         con.execute(sql_text("ingest_file_progress"), progress)
     except BaseException:
         con.rollback()
         raise
     con.commit()
     stats.lines += batch.lines
-    stats.spans += len(batch.records)
+    stats.spans += batch.spans
     stats.requests += added_requests
     stats.feedback += added_feedback
-    stats.duplicates += requests_found.num_rows + feedback_found.num_rows - added_requests - added_feedback
-    stats.other_spans += len(batch.records) - len(requests) - len(feedback)
-    stats.malformed += len(malformed)
+    stats.duplicates += batch.requests.num_rows + batch.feedback.num_rows - added_requests - added_feedback
+    stats.other_spans += batch.other_spans
+    stats.malformed += len(batch.malformed)
     room = EXAMPLES - len(stats.malformed_examples)
-    stats.malformed_examples += [f"{m.file}:{m.line}: {m.reason}" for m in malformed[: max(room, 0)]]
+    stats.malformed_examples += [f"{m.file}:{m.line}: {m.reason}" for m in batch.malformed[: max(room, 0)]]
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, statement: str) -> int:
@@ -230,69 +259,6 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, statemen
     finally:
         con.unregister(name)
     return int(row[0]) if row else 0
-
-
-def _table(spans: Sequence[SpanRecord], build: Builder) -> tuple[pa.Table, list[MalformedLine]]:
-    """The spans as one arrow table; a span with an attribute of the wrong type is set apart as malformed."""
-    try:
-        return build(spans), []
-    except _ARROW_ERRORS:
-        pass  # rare: find the culprits one by one, so the rest of the batch is still stored
-    good: list[SpanRecord] = []
-    bad: list[MalformedLine] = []
-    for span in spans:
-        try:
-            build([span])
-            good.append(span)
-        except _ARROW_ERRORS as error:
-            bad.append(
-                MalformedLine(span.file, span.line, f"span {span.name!r}: an attribute has the wrong type: {error}")
-            )
-    return build(good), bad
-
-
-def request_table(spans: Sequence[SpanRecord]) -> pa.Table:
-    """Rows of the `requests` table."""
-    columns = _span_columns(spans)
-    columns["started_at"] = _micros([s.start_unix_nano for s in spans])
-    columns["ended_at"] = _micros([s.end_unix_nano for s in spans])
-    return pa.table(columns | _attribute_columns(spans, REQUEST_ATTRIBUTES))
-
-
-def feedback_table(spans: Sequence[SpanRecord]) -> pa.Table:
-    """Rows of the `feedback` table."""
-    columns = _span_columns(spans)
-    columns["scored_at"] = _micros([s.start_unix_nano for s in spans])
-    columns["request_span_id"] = pa.array([s.links[0][1] if s.links else None for s in spans], pa.string())
-    return pa.table(columns | _attribute_columns(spans, FEEDBACK_ATTRIBUTES))
-
-
-def _span_columns(spans: Sequence[SpanRecord]) -> dict[str, pa.Array]:
-    return {
-        "span_id": pa.array([s.span_id for s in spans], pa.string()),
-        "trace_id": pa.array([s.trace_id for s in spans], pa.string()),
-        "file": pa.array([str(s.file) for s in spans], pa.string()),
-        "line": pa.array([s.line for s in spans], pa.int64()),
-    }
-
-
-def _attribute_columns(
-    spans: Sequence[SpanRecord], columns: Mapping[str, tuple[str, pa.DataType]]
-) -> dict[str, pa.Array]:
-    keys = [key for key, _ in columns.values()]
-    # Row by row, then transposed: each span's dict is visited once, twice as fast as column by column.
-    rows = [tuple(map(s.attributes.get, keys)) for s in spans]
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(keys)
-    return {name: pa.array(column, kind) for (name, (_, kind)), column in zip(columns.items(), values, strict=True)}
-
-
-def _micros(unix_nanos: list[int]) -> pa.Array:
-    return pc.divide(pa.array(unix_nanos, pa.int64()), 1000).cast(_TIMESTAMP)
-
-
-def _malformed_table(malformed: Sequence[MalformedLine]) -> pa.Table:
-    rows = {"file": [str(m.file) for m in malformed], "line": [m.line for m in malformed]}
-    return pa.table({**rows, "reason": [m.reason for m in malformed]}, schema=MALFORMED_SCHEMA)
 
 
 def sql_text(name: str) -> str:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 
 from registry import names
-from registry.versions import RegistryError, VersionInfo, production
+from registry.errors import RegistryError
+from registry.versions import VersionInfo, production
 
 
 class GateRefused(ValueError):

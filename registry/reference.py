@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+from registry.errors import RegistryError
 
-from registry.versions import RegistryError
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 MODELS_SCHEME = "models:/"
 
@@ -62,6 +63,8 @@ def resolve(reference: Reference, client: MlflowClient) -> int | None:
     if reference.version is not None or reference.directory is not None:
         return reference.version
     if reference.alias is not None:
+        from mlflow.exceptions import MlflowException
+
         try:
             return int(client.get_model_version_by_alias(reference.name, reference.alias).version)
         except MlflowException:

@@ -6,6 +6,8 @@ Runs inside an active MLflow run; it never trains or evaluates.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,14 +62,20 @@ def _signature() -> ModelSignature:
 
 def log_and_register(artifact_dir: Path, tags: Mapping[str, str]) -> ModelVersion:
     """Log the artifact under the active run as a pyfunc and register it as a new version with `tags`."""
-    info = mlflow.pyfunc.log_model(
-        name=names.MODEL_NAME,
-        python_model=str(PYFUNC_CODE),
-        artifacts={names.ARTIFACT_DIR: str(artifact_dir)},
-        pip_requirements=["routeiq"],
-        signature=_signature(),
-        input_example=pd.DataFrame({PROMPT_COLUMN: [INPUT_EXAMPLE]}),
-    )
+    # MLflow stores a directory under its own name, and loaders look for `artifacts/<ARTIFACT_DIR>`.
+    with tempfile.TemporaryDirectory() as staging:
+        source = artifact_dir
+        if artifact_dir.name != names.ARTIFACT_DIR:
+            source = Path(staging) / names.ARTIFACT_DIR
+            shutil.copytree(artifact_dir, source)
+        info = mlflow.pyfunc.log_model(
+            name=names.MODEL_NAME,
+            python_model=str(PYFUNC_CODE),
+            artifacts={names.ARTIFACT_DIR: str(source)},
+            pip_requirements=["routeiq"],
+            signature=_signature(),
+            input_example=pd.DataFrame({PROMPT_COLUMN: [INPUT_EXAMPLE]}),
+        )
     client = MlflowClient()
     try:
         client.get_registered_model(names.REGISTERED_MODEL)

@@ -12,10 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from registry import names
-
-
-class RegistryError(ValueError):
-    """A version or reference does not exist in the registry; the message says what to pass instead."""
+from registry.errors import RegistryError
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from routers.base import Features, Router
 from routers.cost_model import broadcast, mean_costs, mean_qualities
 from routers.dataset import FloatMatrix, TrainingSet
 from routers.preprocessing import scaling, standardize, unit_rows
+
+IntVector = npt.NDArray[np.intp]
 
 BLOCK_ROWS = 512
 """Prompts scored per block, bounding the (prompts × training prompts) similarity matrix in memory."""
@@ -68,25 +71,36 @@ class KnnRouter(Router[KnnParams]):
 
     def _block(self, features: Features) -> FloatMatrix:
         similarity = unit_rows(standardize(features, self.mean_, self.scale_)) @ self.points_.T
-        return np.column_stack([self._candidate(similarity, j) for j in range(len(self.models_))])
+        quality = np.empty((len(features), len(self.models_)))
+        for observed, columns in self._groups():
+            quality[:, columns] = self._group(similarity, observed, columns)
+        return quality
 
-    def _candidate(self, similarity: FloatMatrix, j: int) -> FloatMatrix:
-        """Shrunk neighbourhood mean of candidate j for every prompt of the block."""
-        observed = np.flatnonzero(self.weight_[:, j] > 0)
-        prior = float(self.prior_[j])
+    def _groups(self) -> list[tuple[IntVector, IntVector]]:
+        """Candidates grouped by the training rows where they were observed: with full-information data all
+        share one neighbour search; with logged traffic each model searches among the prompts it answered."""
+        observed = self.weight_ > 0
+        groups: dict[bytes, list[int]] = {}
+        for j in range(observed.shape[1]):
+            groups.setdefault(observed[:, j].tobytes(), []).append(j)
+        return [(np.flatnonzero(observed[:, cols[0]]), np.asarray(cols)) for cols in groups.values()]
+
+    def _group(self, similarity: FloatMatrix, observed: IntVector, columns: IntVector) -> FloatMatrix:
+        """Shrunk neighbourhood means of the candidates in `columns` for every prompt of the block."""
+        prior = self.prior_[columns]
         if observed.size == 0:
-            return np.full(len(similarity), prior)
+            return np.tile(prior, (len(similarity), 1))
         k = min(self.params.k, observed.size)
         candidates = similarity[:, observed]
         nearest = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
         closeness = np.take_along_axis(candidates, nearest, axis=1)
         closeness = np.ones_like(closeness) if self.params.weighting == "uniform" else np.maximum(closeness, 0.0)
         rows = observed[nearest]
-        mass = closeness * self.weight_[rows, j]
+        mass = closeness[:, :, None] * self.weight_[rows][:, :, columns]
         total = mass.sum(axis=1)
-        weighted = (mass * self.quality_[rows, j]).sum(axis=1)
+        weighted = (mass * self.quality_[rows][:, :, columns]).sum(axis=1)
         local = np.where(total > 0, weighted / np.maximum(total, 1e-12), prior)
-        evidence = closeness.sum(axis=1)
+        evidence = closeness.sum(axis=1)[:, None]
         pseudo = self.params.shrinkage
         shrunk = (evidence * local + pseudo * prior) / np.maximum(evidence + pseudo, 1e-12)
         return np.asarray(np.clip(np.where(evidence + pseudo > 0, shrunk, prior), 0.0, 1.0), dtype=np.float64)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from features.base import Featurizer
 from features.prompt import prompt_id
 from routers.base import AnyRouter, Prediction
@@ -61,9 +63,26 @@ class RoutingModel:
         ids: Sequence[str] | None = None,
     ) -> list[RoutedDecision]:
         """Decisions for a batch; ids default to each prompt's `prompt_id`."""
+        return self.decide_each(prompts, candidates, [cost_weight] * len(prompts), ids)
+
+    def decide_each(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[str] | None,
+        cost_weights: Sequence[float],
+        ids: Sequence[str] | None = None,
+    ) -> list[RoutedDecision]:
+        """Decisions for a batch whose prompts each carry their own λ (the gateway batches concurrent
+        requests); one prediction for the whole batch, one argmax per distinct λ."""
+        if len(cost_weights) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(cost_weights)} cost weights")
         names = list(candidates) if candidates else list(self.models)
         prediction = self.predict(prompts, names)
-        chosen = choose(prediction.quality, prediction.cost, cost_weight)
+        chosen = np.zeros(len(prompts), dtype=np.intp)
+        weights = np.asarray(cost_weights, dtype=np.float64)
+        for weight in np.unique(weights):
+            rows = np.flatnonzero(weights == weight)
+            chosen[rows] = choose(prediction.quality[rows], prediction.cost[rows], float(weight))
         keys = list(ids) if ids is not None else [prompt_id(p) for p in prompts]
         return [
             RoutedDecision(

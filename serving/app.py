@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from mlflow import MlflowClient
 
 from registry.reference import parse_reference
 from registry.tracking import tracking_uri
@@ -31,6 +31,9 @@ from serving.routing.slots import CHALLENGER, CHAMPION, PollResult, RouterSlot
 from serving.schemas import invalid_request
 from serving.state import GatewayState
 from serving.telemetry.tracing import Telemetry
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("routeiq.gateway")
 
@@ -86,7 +89,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
     served = config.model_names
     uri = tracking_uri(settings.tracking_uri)
     policy = RoutingPolicy(champion, challenger, routing, served, executor=executor, rng=random.Random(routing.seed))
-    poller = RegistryPoller(slots, routing, served, partial(MlflowClient, uri, uri), partial(_on_poll, metrics_))
+    poller = RegistryPoller(slots, routing, served, partial(registry_client, uri), partial(_on_poll, metrics_))
     return GatewayState(
         config=config,
         providers=providers,
@@ -111,3 +114,11 @@ async def _stop(state: GatewayState) -> None:
             await state.poll_task
     await state.providers.aclose()
     state.telemetry.shutdown()
+
+
+def registry_client(uri: str) -> MlflowClient:
+    """An MLflow client for `uri`, imported on first use: a gateway serving a router directory never loads
+    MLflow (~150 MB with pandas)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri, uri)

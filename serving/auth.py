@@ -23,8 +23,9 @@ def bearer_token(request: Request) -> str | None:
     return header[len(BEARER) :].strip() or None
 
 
-def require_key(request: Request, state: GatewayStateDep) -> str:
-    """The caller's identity for A/B assignment: a hash of its key ("" when the gateway has no key)."""
+async def require_key(request: Request, state: GatewayStateDep) -> str:
+    """The caller's identity for A/B assignment: a hash of its key ("" when the gateway has no key). Async so
+    FastAPI does not hand it to a worker thread."""
     expected = state.config.master_key
     token = bearer_token(request)
     if expected is None:

@@ -19,11 +19,15 @@ DEFAULT_PORT = 4000
 LOGGER = "routeiq"
 
 
-def server_config(config: GatewayConfig, host: str, port: int, access_log: bool = False) -> uvicorn.Config:
+def server_config(
+    config: GatewayConfig, host: str, port: int, access_log: bool = False, loop: str = "auto"
+) -> uvicorn.Config:
+    """`loop="auto"` takes uvloop (and httptools for HTTP/1.1) when installed, as requirements.txt does."""
     return uvicorn.Config(
         create_app(config),
         host=host,
         port=port,
+        loop=loop,
         log_level="info",
         access_log=access_log,
         lifespan="on",
@@ -41,14 +45,16 @@ def show_logs(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
-def serve(config: GatewayConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM)."""
+def serve(config: GatewayConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, access_log: bool = False) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM). Every request is a span; `access_log` adds a log line each."""
     show_logs()
-    uvicorn.Server(server_config(config, host, port, access_log=True)).run()
+    uvicorn.Server(server_config(config, host, port, access_log=access_log)).run()
 
 
 @contextmanager
 def running(config: GatewayConfig, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[str]:
     """Serve in a daemon thread (port 0 picks a free port); yield the base URL (no `/v1`); stop on exit."""
-    with running_server(server_config(config, host, port), "routeiq-gateway") as url:
+    # The stock asyncio loop in a thread: uvloop refuses to close (EBUSY) while a library (LiteLLM) still
+    # holds handles on it, which a process exit tolerates but a test's thread teardown reports.
+    with running_server(server_config(config, host, port, loop="asyncio"), "routeiq-gateway") as url:
         yield url

@@ -41,7 +41,8 @@ class GatewayState:
         return self.poller.slots
 
 
-def get_state(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request."""
     state: GatewayState = request.app.state.gateway
     return state
 

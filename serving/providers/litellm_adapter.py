@@ -14,7 +14,6 @@ from typing import Any, Final
 import orjson
 from litellm.exceptions import Timeout
 from litellm.litellm_core_utils.core_helpers import UPSTREAM_USAGE_COST
-from litellm.litellm_core_utils.get_model_cost_map import GetModelCostMap
 from litellm.router import Router
 from litellm.types.router import RouterRateLimitError
 
@@ -136,32 +135,6 @@ class LiteLLMAdapter:
         if isinstance(status, int):
             return status_error(where, status, _message(exc), _retry_after(exc))
         return UpstreamError(f"{where} failed ({type(exc).__name__}: {_message(exc)})")
-
-
-class LiteLLMPriceMap:
-    """LiteLLM's bundled price map (`model_prices_and_context_window_backup.json`), read once.
-
-    Not `litellm.model_cost`: every `litellm.Router` registers its deployments there, unknown models at
-    price 0, which would make every unmapped model look free.
-    """
-
-    def __init__(self) -> None:
-        self._entries: Mapping[str, Mapping[str, Any]] = GetModelCostMap.load_local_model_cost_map()
-
-    def __call__(self, upstream_model: str, provider: str, input_tokens: int, output_tokens: int) -> float | None:
-        """USD for these token counts, or None when the map has no per-token price for the model at `provider`."""
-        entry = self._entries.get(f"{provider}/{upstream_model}")
-        if entry is None:
-            bare = self._entries.get(upstream_model)
-            # A bare name is some provider's model: a self-hosted namesake is not priced like it.
-            entry = bare if bare is not None and bare.get("litellm_provider") == provider else None
-        if entry is None:
-            return None
-        input_price, output_price = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
-        if not isinstance(input_price, int | float):
-            return None
-        output_price = output_price if isinstance(output_price, int | float) else 0.0
-        return float(input_tokens * input_price + output_tokens * output_price)
 
 
 def _kwargs(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from serving.exceptions import GatewayConfigError
 from serving.providers.deployment import Deployment
 from serving.providers.direct import DirectClient
+from serving.providers.price_map import BundledPriceMap
 from serving.providers.pricing import PriceMap
 from serving.providers.result import DIRECT, LITELLM, CallPath, ProviderResult, ProviderStream
 
@@ -78,15 +79,17 @@ class Providers:
         if self._started:
             return
         price_map: PriceMap | None = None
+        every = [d for group in self._groups.values() for d in group]
         routed = [d for name, group in self._groups.items() if name not in self._direct for d in group]
-        if routed or any(d.prices is None for group in self._groups.values() for d in group):
+        if any(d.prices is None for d in every):
+            price_map = BundledPriceMap((d.upstream_model, d.provider) for d in every)
+        if routed:
+            # LiteLLM is imported only when a deployment needs it (~140 MB).
             from serving.providers import litellm_adapter
 
-            price_map = litellm_adapter.LiteLLMPriceMap()
-            if routed:
-                self._adapter = litellm_adapter.LiteLLMAdapter(
-                    routed, self._routing_strategy, self._timeout_seconds, self._router_settings, price_map
-                )
+            self._adapter = litellm_adapter.LiteLLMAdapter(
+                routed, self._routing_strategy, self._timeout_seconds, self._router_settings, price_map
+            )
         if self._direct:
             self._client = DirectClient(self._timeout_seconds, price_map)
         self._started = True

@@ -43,8 +43,8 @@ def build_state(settings: ReplaySettings) -> ReplayState:
     )
 
 
-def replay_state(request: Request) -> ReplayState:
-    """The state the lifespan put on the app."""
+async def replay_state(request: Request) -> ReplayState:
+    """The state the lifespan put on the app (async: a plain `def` dependency costs a worker-thread hop)."""
     state: ReplayState = request.app.state.replay
     return state
 

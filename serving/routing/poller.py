@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING
 
 from registry.reference import resolve
 from serving.routing.loader import ActiveRouter, RouterLoadError, load_router
 from serving.routing.slots import EMPTY, FAILED, LOADED, UNCHANGED, PollResult, RouterSlot
 from serving.settings import RoutingSettings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("routeiq.gateway.poller")
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import orjson
-from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from serving.telemetry.otlp_json import encode_request
 
 _logger = logging.getLogger(__name__)
 
@@ -30,11 +31,15 @@ def span_file_name(started: datetime, pid: int, sequence: int) -> str:
 
 
 def encode_line(spans: Sequence[ReadableSpan]) -> bytes | None:
-    """One compact OTLP-JSON `ExportTraceServiceRequest` and a newline; None when there is nothing to write."""
-    request = encode_spans(spans)
-    if not request.resource_spans:
+    """One compact OTLP-JSON `ExportTraceServiceRequest` and a newline; None when there is nothing to write.
+
+    `encode_request` gives the official encoder's bytes at a fraction of its cost; this runs in the export thread
+    but holds the GIL, so every microsecond here is taken from request handling.
+    """
+    request = encode_request(spans)
+    if not request:
         return None
-    return orjson.dumps(request.to_dict()) + b"\n"
+    return orjson.dumps(request) + b"\n"
 
 
 class RotatingFileSpanExporter(SpanExporter):

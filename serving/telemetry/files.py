@@ -135,10 +135,15 @@ def _read_file(path: Path) -> Iterator[SpanRecord | MalformedLine]:
             if not raw.endswith(b"\n"):
                 yield MalformedLine(path, number, "no trailing newline (still being written?)", incomplete=True)
             elif raw.strip():
-                yield from _read_line(raw, path, number)
+                yield from read_line(raw, path, number)
 
 
-def _read_line(raw: bytes, path: Path, number: int) -> Iterator[SpanRecord | MalformedLine]:
+def read_line(raw: bytes, path: Path, number: int) -> Iterator[SpanRecord | MalformedLine]:
+    """The spans of line `number` of `path` (one `ExportTraceServiceRequest`, its newline stripped or not), and a
+    `MalformedLine` for the line, or for each span in it, that cannot be read.
+
+    Public for readers that keep their own place in a file (the `ingest` stage reads on from a byte offset).
+    """
     try:
         request = orjson.loads(raw)
         resource_spans = _expect(request, Mapping, "line").get("resourceSpans", [])

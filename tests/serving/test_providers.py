@@ -414,11 +414,14 @@ def test_request_cost_prefers_provider_then_config_then_price_map() -> None:
     assert request_cost(free, 0, 0, price_map=price_map) == Cost(0.0, "price_map")
 
 
-def test_litellm_price_map_knows_gpt4_and_not_strangers(world: World) -> None:
+def test_bundled_price_map_knows_gpt4_and_not_strangers(world: World) -> None:
     # `world` has started LiteLLM routers over "openai/no-such-model": its registration must not price it.
-    from serving.providers.litellm_adapter import LiteLLMPriceMap
+    from serving.providers.price_map import BundledPriceMap
 
-    price_map_cost = LiteLLMPriceMap()
+    price_map_cost = BundledPriceMap()
+    only_gpt4 = BundledPriceMap([(GPT4, "openai")])
+    assert only_gpt4(GPT4, "openai", 21, 214) == price_map_cost(GPT4, "openai", 21, 214)
+    assert only_gpt4("gpt-3.5-turbo", "openai", 21, 214) is None
     assert price_map_cost(GPT4, "openai", 21, 214) == pytest.approx(21 * PRICE_IN + 214 * PRICE_OUT)
     assert price_map_cost("no-such-model", "openai", 21, 214) is None
     assert price_map_cost(LLAMA, "hosted_vllm", 21, 214) is None

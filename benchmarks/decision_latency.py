@@ -16,10 +16,10 @@ from typing import Final
 
 import numpy as np
 
+from features.schema import TEST, TRAIN, VALID
 from pipelines.demo_steps import say
-from pipelines.outcomes import read_outcomes
+from pipelines.outcomes import first_prompts, read_outcomes
 from pipelines.train import Featurized, split_sets
-from routers.dataset import TrainingSet
 from routers.registry import EVALUATION_ONLY, FAMILIES, family_class
 from routers.routing_model import RoutingModel
 
@@ -68,12 +68,17 @@ def measure_calls(model: RoutingModel, prompts: list[str], batch: int, repeats: 
 
 
 def measure(options: Options) -> list[Row]:
-    cache = Featurized(split_sets(read_outcomes(options.outcomes)))
+    table = read_outcomes(options.outcomes)
+    full = Featurized(split_sets(table))
+    # Semantic features cost ~40 ms a prompt: featurize only a slice of each split for the other families.
+    count = options.slow_train_prompts
+    sliced = Featurized(split_sets(first_prompts(table, {TRAIN: count, VALID: count // 4, TEST: count // 2})))
     rows = []
     for family in options.families:
         cls = family_class(family)
+        cache = full if cls.features in FAST_FEATURES else sliced
         featurizer, data = cache.get(cls.features, progress=lambda _: None)
-        train = data.train if cls.features in FAST_FEATURES else _head(data.train, options.slow_train_prompts)
+        train = data.train
         say(f"decision latency: {family} ({cls.features} features, {len(train.prompts)} training prompts)")
         model = RoutingModel(featurizer, cls(seed=0).fit(train, data.valid))
         prompts = list(data.test.prompts)
@@ -82,10 +87,6 @@ def measure(options: Options) -> list[Row]:
         (p50, p99), (b50, b99) = np.percentile(single, [50, 99]), np.percentile(batched, [50, 99])
         rows.append(Row(family, cls.features, len(train.prompts), len(single), p50, p99, len(batched), b50, b99))
     return rows
-
-
-def _head(data: TrainingSet, prompts: int) -> TrainingSet:
-    return data if len(data.prompts) <= prompts else data.subset(np.arange(prompts))
 
 
 def render(rows: Sequence[Row]) -> str:

@@ -70,6 +70,8 @@ class RoutingSettings(BaseModel):
     """Verify artifact signatures (see `routeiq_settings.routing.signing`); None: hashes only."""
     warmup_prompts: tuple[str, ...] = ("What is 2 + 2?", "Write a haiku about routers.")
     """Prompts a new version must route before it is swapped in."""
+    inference_threads: int = Field(default=1, ge=1)
+    """BLAS/OpenMP/torch threads per decision; concurrent requests already use the cores."""
 
     @model_validator(mode="after")
     def _bounds(self) -> RoutingSettings:

@@ -12,6 +12,7 @@ from registry.loading import load_reference
 from registry.reference import Reference
 from routers.routing_model import RoutingModel
 from routers.signing import Verifier
+from serving.routing.threads import limit_inference_threads
 from serving.settings import RoutingSettings
 
 CASCADE_FAMILY = "cascade"
@@ -62,6 +63,7 @@ def load_router(
         )
     candidates = _candidates(uri, loaded.router.models_, served, routing.allow_partial_candidates)
     model = RoutingModel(loaded.featurizer, loaded.router)
+    limit_inference_threads(routing.inference_threads)  # after the load: it may have brought in torch
     try:
         model.decide(list(routing.warmup_prompts), candidates)
     except Exception as exc:

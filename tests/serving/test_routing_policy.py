@@ -160,3 +160,62 @@ def test_loading_refuses_an_altered_artifact(
     (copy / "router.json").write_text((copy / "router.json").read_text().replace('"knn"', '"knn" '))
     with pytest.raises(RouterLoadError, match="altered"):
         load_router(parse_reference(str(copy)), None, RoutingSettings(), served)
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A real one-thread executor that counts the calls submitted to it (one per decided batch)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.calls = 0
+
+    def submit(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def, override]
+        self.calls += 1
+        return super().submit(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_concurrent_decisions_are_batched_and_equal_to_single_ones(
+    artifacts: dict[str, Path], served: tuple[str, ...], data_dir: Path
+) -> None:
+    router = _router(artifacts, "knn", served)
+    table, _ = import_source("routerbench", data_dir / "routerbench")
+    prompts = list(dict.fromkeys(table["prompt"].to_pylist()))[:40]
+    weights = [0.0, 50.0, 1000.0, 0.0] * 10
+    slot = RouterSlot(CHAMPION, parse_reference("models:/routeiq-router/Production"))
+    slot.active = router
+    executor = CountingExecutor()
+    policy = RoutingPolicy(slot, None, RoutingSettings(), served, executor=executor, rng=random.Random(0))
+
+    async def together() -> list:  # type: ignore[type-arg]
+        return list(await asyncio.gather(*(policy.decide(p, w, p) for p, w in zip(prompts, weights, strict=True))))
+
+    decisions = asyncio.run(together())
+    # The first request goes alone (nothing waits for a batch to fill); the other 39 queue meanwhile.
+    assert executor.calls < len(prompts) // 4
+    for prompt, weight, decision in zip(prompts, weights, decisions, strict=True):
+        expected = router.model.decide([prompt], router.candidates, weight)[0]
+        assert decision.by == "router" and decision.model == expected.model
+        assert decision.quality == pytest.approx(tuple(expected.quality[m] for m in router.candidates))
+        assert decision.cost == pytest.approx(tuple(expected.cost[m] for m in router.candidates))
+
+
+def test_a_request_that_gives_up_does_not_disturb_its_batch(
+    artifacts: dict[str, Path], served: tuple[str, ...]
+) -> None:
+    router = _router(artifacts, "knn", served)
+    slot = RouterSlot(CHAMPION, parse_reference("models:/routeiq-router/Production"))
+    slot.active = router
+    policy = RoutingPolicy(slot, None, RoutingSettings(), served, executor=ThreadPoolExecutor(1), rng=random.Random(0))
+
+    async def run() -> list:  # type: ignore[type-arg]
+        first = asyncio.ensure_future(policy.decide(PROMPTS[0], 0.0, "a"))
+        quitter = asyncio.ensure_future(policy.decide(PROMPTS[1], 0.0, "b"))
+        kept = asyncio.ensure_future(policy.decide(PROMPTS[2], 0.0, "c"))
+        await asyncio.sleep(0)
+        quitter.cancel()
+        return [await first, await kept, await policy.decide(PROMPTS[1], 0.0, "d")]
+
+    first, kept, later = asyncio.run(run())
+    for prompt, decision in zip((PROMPTS[0], PROMPTS[2], PROMPTS[1]), (first, kept, later), strict=True):
+        assert decision.by == "router"
+        assert decision.model == router.model.decide([prompt], router.candidates)[0].model

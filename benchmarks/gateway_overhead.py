@@ -21,7 +21,15 @@ import numpy as np
 
 from benchmarks.load import Saturation, chat_body, interleaved_latencies, saturate
 from benchmarks.router_fixture import fit_and_save, test_prompts
-from benchmarks.targets import Target, gateway_config, litellm_proxy, routeiq_gateway, tools_venv, upstream_stub
+from benchmarks.targets import (
+    LITELLM_VERSION,
+    Target,
+    gateway_config,
+    litellm_proxy,
+    routeiq_gateway,
+    tools_venv,
+    upstream_stub,
+)
 from pipelines.demo_steps import say
 
 FAMILY: Final = "knn"
@@ -181,7 +189,7 @@ def render(result: Result) -> str:
         "three targets in front of it: **direct** to the stub, the **RouteIQ** gateway (`routeiq serve`, one "
         f"process, the learned `{result.family}` router with fast features loaded and routing the virtual model "
         "`auto`, telemetry to OTLP-JSON files, master-key auth) and the **LiteLLM** proxy (`litellm --config`, "
-        "one worker, the same deployments, from a throwaway venv). "
+        f"one worker, the same deployments, LiteLLM {LITELLM_VERSION} from a throwaway venv). "
         f"The prompt is a real RouterBench test prompt of {result.prompt_chars} characters.",
         "",
         *_latency_table(result),

@@ -35,6 +35,9 @@ from pipelines.demo_steps import say
 FAMILY: Final = "knn"
 PERCENTILES: Final = (50, 90, 99)
 GOALS: Final = {"p50": 0.5, "p99": 2.0, "rps_per_core": 2500.0, "latency_ratio": 8.0, "throughput_ratio": 10.0}
+ABLATIONS: Final = {"no telemetry": (False, True), "no router": (True, False), "neither": (False, False)}
+"""Gateway variants timed beside the full one, name → (telemetry on, learned router loaded); without the router
+a fixed fallback model answers."""
 PACKAGES: Final = (
     ("routeiq (serving, routers, features)", ("serving/", "routers/", "features/", "registry/", "pipelines/")),
     ("opentelemetry", ("opentelemetry/",)),
@@ -59,6 +62,7 @@ class Options:
     seconds: float = 8.0
     profile_seconds: float = 8.0
     with_litellm: bool = True
+    ablations: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,11 +98,16 @@ def measure(options: Options) -> Result:
         router = fit_and_save(options.outcomes, FAMILY, workdir / "router")
         prompts = test_prompts(options.outcomes, 200)
         prompt = sorted(prompts, key=len)[len(prompts) // 2]
-        with _targets(options, workdir, list(router.models), str(router.directory)) as (targets, note):
-            for target in targets:
+        with contextlib.ExitStack() as stack:
+            targets, note = stack.enter_context(_targets(options, workdir, list(router.models), str(router.directory)))
+            ablations = _ablations(
+                stack, options, workdir, targets[0].url, models=list(router.models), router=router.directory
+            )
+            for target in [*targets, *ablations]:
                 _check(target, prompt)
-            say(f"latency at 1 connection: {options.requests} rounds over {[t.name for t in targets]}, interleaved")
-            latencies, errors = interleaved_latencies(targets, prompt, options.requests, options.warmup)
+            timed = [*targets, *ablations]
+            say(f"latency at 1 connection: {options.requests} rounds over {[t.name for t in timed]}, interleaved")
+            latencies, errors = interleaved_latencies(timed, prompt, options.requests, options.warmup)
             result = Result(FAMILY, len(prompt), latencies, errors, litellm_note=note)
             for target in targets:
                 say(f"throughput of {target.name}: {options.connections} connections for {options.seconds:.0f} s")
@@ -123,13 +132,34 @@ def _targets(options: Options, workdir: Path, models: list[str], reference: str)
         yield targets, note
 
 
+def _ablations(
+    stack: contextlib.ExitStack, options: Options, workdir: Path, upstream: str, *, models: list[str], router: Path
+) -> list[Target]:
+    """The gateway again with parts switched off, to show where its added latency goes (latency table only)."""
+    if not options.ablations:
+        return []
+    found = []
+    for name, (telemetry_on, router_on) in ABLATIONS.items():
+        directory = workdir / name.replace(" ", "-")
+        directory.mkdir()
+        reference = router if router_on else directory / "no-router"
+        routing = {"reference": str(reference), "seed": 0, "fallback_model": models[0]}
+        telemetry = {"directory": str((directory / "traces").resolve()), "enabled": telemetry_on}
+        config = gateway_config(directory, upstream, models, str(router), {"routing": routing, "telemetry": telemetry})
+        target = stack.enter_context(routeiq_gateway(config, directory))
+        found.append(Target(f"routeiq, {name}", target.url, target.model, target.pid, target.headers))
+    return found
+
+
 def _check(target: Target, prompt: str) -> None:
     """One request before timing: it must succeed, and the gateway must answer with its learned router."""
     headers = {"Content-Type": "application/json", **target.headers}
     reply = httpx.post(target.chat_url, content=chat_body(target, prompt), headers=headers, timeout=30)
     if reply.status_code != 200:
         raise RuntimeError(f"{target.name} answered {reply.status_code}: {reply.text[:300]}")
-    if target.name == "routeiq" and reply.headers.get("x-routeiq-decision") != "router":
+    ablation = ABLATIONS.get(target.name.removeprefix("routeiq, "), (True, True))
+    expected = "router" if ablation[1] else "fallback"
+    if target.name.startswith("routeiq") and reply.headers.get("x-routeiq-decision") != expected:
         raise RuntimeError(f"the gateway did not route with its learned router: {dict(reply.headers)}")
 
 
@@ -208,7 +238,9 @@ def _latency_table(result: Result) -> list[str]:
     count = len(result.latencies["direct"])
     lines = [
         f"**Latency at 1 connection** ({count} requests per target, interleaved round by round; milliseconds). "
-        "Added = the target's percentile minus the direct call's.",
+        "Added = the target's percentile minus the direct call's. The `routeiq, …` rows are the same gateway "
+        "with telemetry off, with the learned router replaced by a fixed model, or both: the differences show "
+        "where its added latency goes.",
         "",
         "| target | p50 | p90 | p99 | added p50 | added p90 | added p99 | errors |",
         "|---|---|---|---|---|---|---|---|",

@@ -101,6 +101,7 @@ def gateway_config(
         "general_settings": {"master_key": MASTER_KEY},
         "routeiq_settings": {
             "routing": {"reference": reference, "seed": 0},
+            "security": {"upstream_allowlist": ["127.0.0.0/8"]},  # the replay upstream runs on loopback
             "telemetry": {"directory": str((workdir / "traces").resolve())},
             **(extra or {}),
         },

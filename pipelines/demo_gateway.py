@@ -48,6 +48,7 @@ def write_config(
         "general_settings": {"master_key": DEMO_KEY},
         "routeiq_settings": {
             "routing": {"reference": reference, "seed": 0, "cost_weight": cost_weight},
+            "security": {"upstream_allowlist": ["127.0.0.0/8"]},  # the replay provider runs on loopback
             "telemetry": {"directory": str((workdir / traces).resolve()), "capture_prompts": True},
         },
     }

@@ -35,6 +35,9 @@ def settings_table(model: type[BaseModel], prefix: str) -> str:
 
 
 def render_settings() -> str:
+    from serving.access.settings import AccessSettings, AuditSettings
+    from serving.resilience.settings import LimitSettings
+    from serving.security.settings import SecuritySettings
     from serving.settings import GatewaySettings, RoutingSettings, SigningSettings
     from serving.telemetry.settings import TelemetrySettings
 
@@ -43,6 +46,10 @@ def render_settings() -> str:
         settings_table(RoutingSettings, "routeiq_settings.routing"),
         settings_table(TelemetrySettings, "routeiq_settings.telemetry"),
         settings_table(SigningSettings, "routeiq_settings.routing.signing"),
+        settings_table(AccessSettings, "routeiq_settings.access"),
+        settings_table(AuditSettings, "routeiq_settings.access.audit"),
+        settings_table(SecuritySettings, "routeiq_settings.security"),
+        settings_table(LimitSettings, "routeiq_settings.limits"),
     ]
     return "\n".join(tables)
 

@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
+from serving.security.scrub import scrub as scrub_secrets
+
 INVALID_REQUEST_TYPE = "invalid_request_error"
 SERVER_ERROR_TYPE = "server_error"
 RATE_LIMIT_TYPE = "rate_limit_error"
@@ -54,10 +56,13 @@ class ApiError(Exception):
         }
 
 
-def error_response(error: ApiError) -> Response:
-    """The OpenAI-shaped JSON response of `error`, with its status and headers."""
+def error_response(error: ApiError, scrub: Callable[[str], str] = scrub_secrets) -> Response:
+    """The OpenAI-shaped JSON response of `error`, with its status and headers; `scrub` hides any secret its
+    message carries (an upstream may echo the request's credentials back)."""
+    body = error.body()
+    body["error"]["message"] = scrub(body["error"]["message"] or "")
     return Response(
-        orjson.dumps(error.body()),
+        orjson.dumps(body),
         status_code=error.status_code(),
         media_type="application/json",
         headers=error.headers(),
@@ -81,28 +86,34 @@ class MethodNotAllowedError(ApiError):
 
 
 def install_error_handlers(
-    app: FastAPI, served_routes: str, invalid_request: Callable[[list[ErrorDetails]], ApiError]
+    app: FastAPI,
+    served_routes: str,
+    invalid_request: Callable[[list[ErrorDetails]], ApiError],
+    scrub: Callable[[str], str] = scrub_secrets,
 ) -> None:
     """Answer every ApiError, unknown path or method, and FastAPI validation error in the OpenAI shape.
 
-    `served_routes` is named in 404/405 messages; `invalid_request` builds the server's own 400 error.
+    `served_routes` is named in 404/405 messages; `invalid_request` builds the server's own 400 error; `scrub`
+    removes secrets from every message (the gateway passes one that also knows its configured keys).
     """
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return error_response(exc)
+        return error_response(exc, scrub)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         where = f"{request.method} {request.url.path}"
         if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-            return error_response(MethodNotAllowedError(f"{where} is not allowed; this server serves {served_routes}."))
-        return error_response(UnknownRouteError(f"{where} does not exist; this server serves {served_routes}."))
+            return error_response(
+                MethodNotAllowedError(f"{where} is not allowed; this server serves {served_routes}."), scrub
+            )
+        return error_response(UnknownRouteError(f"{where} does not exist; this server serves {served_routes}."), scrub)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         # Endpoints parse bodies themselves; this only guarantees FastAPI's 422 can never escape.
         assert isinstance(exc, RequestValidationError)
-        return error_response(invalid_request(list(exc.errors())))
+        return error_response(invalid_request(list(exc.errors())), scrub)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)

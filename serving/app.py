@@ -16,19 +16,25 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from starlette.types import Scope
 
 from registry.reference import parse_reference
 from registry.tracking import tracking_uri
-from serving.api_error import install_error_handlers
+from serving.access.audit import open_audit_log
+from serving.access.guard import AccessControl
+from serving.access.sqlite_store import SqliteKeyStore
+from serving.api_error import ApiError, install_error_handlers
 from serving.config import GatewayConfig
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
+from serving.resilience.admission import AdmissionMiddleware
 from serving.responses import RecentResponses
-from serving.routes import admin, chat_completions, embeddings, feedback, health, metrics, models
+from serving.routes import admin, chat_completions, embeddings, feedback, health, keys, metrics, models
 from serving.routing.policy import RoutingPolicy
 from serving.routing.poller import RegistryPoller
 from serving.routing.slots import CHALLENGER, CHAMPION, PollResult, RouterSlot
 from serving.schemas import invalid_request
+from serving.security.scrub import Scrubber, scrubbing_logs
 from serving.state import GatewayState
 from serving.telemetry.tracing import Telemetry
 
@@ -37,19 +43,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("routeiq.gateway")
 
-SERVED_ROUTES = "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/feedback, /admin/router, /metrics, /_health/*"
+SERVED_ROUTES = (
+    "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/feedback, /admin/router, /admin/keys, /metrics, /_health/*"
+)
 ROUTER_WORKERS = 2
 """Threads that run router inference, so a slow router never blocks the event loop."""
 
 
 def create_app(config: GatewayConfig) -> FastAPI:
     """The gateway for `config`; everything is built when the lifespan starts."""
+    scrubber = Scrubber.for_config(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for note in config.notes:
             log.info(note)
-        with ThreadPoolExecutor(ROUTER_WORKERS, thread_name_prefix="router") as executor:
+        with scrubbing_logs(scrubber), ThreadPoolExecutor(ROUTER_WORKERS, thread_name_prefix="router") as executor:
             state = build_state(config, executor)
             await state.providers.start()
             state.telemetry.start()
@@ -62,9 +71,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
                 await _stop(state)
 
     app = FastAPI(title="RouteIQ gateway", lifespan=lifespan)
-    for module in (chat_completions, embeddings, models, feedback, health, metrics, admin):
+    for module in (chat_completions, embeddings, models, feedback, health, metrics, admin, keys):
         app.include_router(module.router)
-    install_error_handlers(app, SERVED_ROUTES, invalid_request)
+    install_error_handlers(app, SERVED_ROUTES, invalid_request, scrubber.scrub)
+    app.add_middleware(AdmissionMiddleware, limits=config.settings.limits, on_reject=_count_rejection)
     return app
 
 
@@ -77,6 +87,8 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         routing_strategy=config.routing_strategy,
         fast_path=settings.fast_path,
         timeout_seconds=settings.upstream_timeout_seconds,
+        allowlist=settings.security.allowlist(),
+        limits=settings.limits,
     )
     metrics_ = GatewayMetrics()
     telemetry = Telemetry(settings.telemetry)
@@ -98,7 +110,27 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         policy=policy,
         poller=poller,
         responses=RecentResponses(settings.feedback_window),
+        scrubber=Scrubber.for_config(config),
+        access=build_access(config),
     )
+
+
+def build_access(config: GatewayConfig) -> AccessControl:
+    """The key store and audit log; both open their files or connections on first use, not here."""
+    access = config.settings.access
+    return AccessControl(
+        keys=SqliteKeyStore(access.key_store, access.secret),
+        audit_log=open_audit_log(access.audit),
+        master_key=config.master_key,
+        audit_required=access.audit.required,
+    )
+
+
+def _count_rejection(scope: Scope, error: ApiError) -> None:
+    """Count a request the admission middleware refused (none before the lifespan built the metrics)."""
+    state: GatewayState | None = getattr(scope["app"].state, "gateway", None)
+    if state is not None:
+        state.metrics.rejections.labels(error.code).inc()
 
 
 def _on_poll(metrics_: GatewayMetrics, slot: RouterSlot, result: PollResult) -> None:

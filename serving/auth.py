@@ -1,19 +1,25 @@
-"""The gateway's key check: with `general_settings.master_key` set, every API and admin route needs
-`Authorization: Bearer <key>`, compared in constant time. Health and metrics stay open.
+"""The gateway's key check: the master key (`general_settings.master_key`, role admin) or a virtual key from
+the key store, as FastAPI dependencies. `/v1/*` takes any valid key; admin routes also need a role. With no
+master key and no virtual keys `/v1/*` stays open but admin routes deny. Health and metrics stay open.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from serving.access.audit import DENIED, AuditEntry
+from serving.access.guard import ANONYMOUS, Principal
+from serving.access.keys import Role
 from serving.exceptions import AuthenticationError
 from serving.state import GatewayStateDep
 
 BEARER = "bearer "
+PRINCIPAL = "principal"
+"""Where `require_key` leaves the caller's `Principal` on `request.state`, for per-route checks."""
 
 
 def bearer_token(request: Request) -> str | None:
@@ -24,15 +30,44 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def require_key(request: Request, state: GatewayStateDep) -> str:
-    """The caller's identity for A/B assignment: a hash of its key ("" when the gateway has no key). Async so
-    FastAPI does not hand it to a worker thread."""
-    expected = state.config.master_key
+    """The caller's identity for A/B assignment: a hash of its key ("" when the gateway is open and no key
+    was sent). Leaves the `Principal` on `request.state`. Async so FastAPI does not hand it to a thread."""
     token = bearer_token(request)
-    if expected is None:
-        return hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise AuthenticationError()
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
+    principal = await state.access.principal(token)
+    setattr(request.state, PRINCIPAL, principal)
+    return hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller `require_key` found (anonymous if the route has no key dependency)."""
+    found: Principal = getattr(request.state, PRINCIPAL, Principal(ANONYMOUS, None))
+    return found
+
+
+def require_role(*roles: Role) -> Callable[[Request, GatewayStateDep], Awaitable[Principal]]:
+    """A dependency admitting only `roles`; every call, allowed or denied, is audited."""
+
+    async def check(request: Request, state: GatewayStateDep) -> Principal:
+        action = f"{request.method} {request.url.path}"
+        try:
+            principal = await state.access.principal(bearer_token(request))
+        except AuthenticationError as exc:
+            await state.access.audit(AuditEntry(ANONYMOUS, action, action, DENIED, {"reason": exc.message}))
+            raise
+        await state.access.require_role(principal, roles, action)
+        setattr(request.state, PRINCIPAL, principal)
+        return principal
+
+    return check
+
+
+async def allow_model(request: Request, state: GatewayStateDep, model: str) -> None:
+    """403 when the caller's key does not allow `model` (audited as a policy denial)."""
+    await state.access.require_model(principal_of(request), model)
 
 
 CallerDep = Annotated[str, Depends(require_key)]
+AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
+"""Key management: admin only."""
+OperatorDep = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.OPERATOR))]
+"""Router and registry admin routes: admin or operator."""

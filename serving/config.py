@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from serving.exceptions import GatewayConfigError
 from serving.providers.deployment import Deployment
+from serving.security.ssrf import UnsafeURLError, check_url
 from serving.settings import GatewaySettings
 
 ENV_PREFIX = "os.environ/"
@@ -100,6 +101,7 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
         notes=tuple(notes),
     )
     _check_names(config)
+    _check_upstreams(config)
     return config
 
 
@@ -170,3 +172,15 @@ def _check_names(config: GatewayConfig) -> None:
             f"routeiq_settings.routing.fallback_model {routing.fallback_model!r} is not a model_name in model_list; "
             f"use one of {', '.join(config.model_names)}"
         )
+
+
+def _check_upstreams(config: GatewayConfig) -> None:
+    """Every `api_base` through the SSRF guard, resolved now; deployments without one use provider defaults."""
+    allowlist = config.settings.security.allowlist()
+    for deployment in config.deployments:
+        if deployment.api_base is None:
+            continue
+        try:
+            check_url(deployment.api_base, allowlist)
+        except UnsafeURLError as exc:
+            raise GatewayConfigError(f"{deployment.label}: api_base refused: {exc}") from exc

@@ -7,12 +7,19 @@ Pure exception classes; the app turns `GatewayError` into OpenAI-shaped response
     │   └── GatewayError                  a client gets {"error": {"message", "type", "param", "code"}}
     │       ├── InvalidRequestError       400 invalid_request_error   body not JSON, breaks the schema, bad value
     │       ├── ForbiddenParameterError   400 forbidden_parameter     api_base/base_url/api_key/extra_headers
-    │       ├── AuthenticationError       401 invalid_api_key         missing or wrong bearer key
+    │       ├── AuthenticationError       401 invalid_api_key         missing, wrong, expired or revoked key
+    │       ├── PermissionDeniedError     403 permission_denied       the key's role or allowed_models refuse it
     │       ├── ModelNotFoundError        404 model_not_found         neither a deployment nor the virtual model
     │       ├── UpstreamStatusError       4xx as the provider said    the provider refused the request
     │       ├── UpstreamRateLimitError    429 upstream_rate_limited   with Retry-After when the provider gave one
     │       ├── UpstreamError             502 upstream_error          provider failed or answered nonsense
-    │       └── UpstreamTimeoutError      504 upstream_timeout
+    │       ├── UpstreamTimeoutError      504 upstream_timeout
+    │       │   └── UpstreamDeadlineError 504 upstream_deadline  a routeiq_settings.limits deadline passed
+    │       ├── GatewayOverloadedError    503 gateway_overloaded  max_in_flight reached; with Retry-After
+    │       ├── RequestTooLargeError      413 request_too_large   body over limits.max_body_bytes
+    │       ├── HeadersTooLargeError      431 request_headers_too_large  headers over limits.max_header_bytes
+    │       ├── ClientDisconnectedError   499 client_disconnected  never sent: recorded on the span
+    │       └── AccessUnavailableError    503 access_unavailable  key store or required audit log failed
     └── GatewayConfigError                start-up only: the config file is unreadable or inconsistent
 """
 
@@ -57,11 +64,20 @@ class AuthenticationError(GatewayError):
     error_type = AUTHENTICATION_TYPE
     code = "invalid_api_key"
 
-    def __init__(self) -> None:
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(
-            "Missing or invalid API key; send `Authorization: Bearer <key>` with the gateway's key "
-            "(general_settings.master_key)."
+            message
+            or "Missing or invalid API key; send `Authorization: Bearer <key>` with the gateway's key "
+            "(general_settings.master_key) or a virtual key from POST /admin/keys."
         )
+
+
+class PermissionDeniedError(GatewayError):
+    """A valid key whose role or `allowed_models` does not cover this request."""
+
+    status = 403
+    error_type = "permission_error"
+    code = "permission_denied"
 
 
 class ModelNotFoundError(GatewayError):
@@ -122,6 +138,74 @@ class UpstreamTimeoutError(GatewayError):
     status = 504
     error_type = SERVER_ERROR_TYPE
     code = "upstream_timeout"
+
+
+class UpstreamDeadlineError(UpstreamTimeoutError):
+    """A deadline of `routeiq_settings.limits` passed (total, first byte or gap between stream events)."""
+
+    code = "upstream_deadline"
+
+
+class GatewayOverloadedError(GatewayError):
+    """`limits.max_in_flight` requests are already being served; the client should retry after a pause."""
+
+    status = 503
+    error_type = SERVER_ERROR_TYPE
+    code = "gateway_overloaded"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"The gateway is serving its limit of {limit} requests at once; retry after {retry_after} s "
+            "(operators: raise routeiq_settings.limits.max_in_flight or add replicas)."
+        )
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RequestTooLargeError(GatewayError):
+    """The request body is larger than `limits.max_body_bytes`."""
+
+    status = 413
+    error_type = INVALID_REQUEST_TYPE
+    code = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The request body is larger than this gateway's limit of {limit} bytes; send a shorter prompt "
+            "(operators: routeiq_settings.limits.max_body_bytes)."
+        )
+
+
+class HeadersTooLargeError(GatewayError):
+    """The request headers together are larger than `limits.max_header_bytes`."""
+
+    status = 431
+    error_type = INVALID_REQUEST_TYPE
+    code = "request_headers_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The request headers total {size} bytes, over this gateway's limit of {limit}; send fewer or "
+            "shorter headers (operators: routeiq_settings.limits.max_header_bytes)."
+        )
+
+
+class ClientDisconnectedError(GatewayError):
+    """The client went away before its answer was sent; only spans and metrics see this (nginx's 499)."""
+
+    status = 499
+    error_type = INVALID_REQUEST_TYPE
+    code = "client_disconnected"
+
+
+class AccessUnavailableError(GatewayError):
+    """The key store cannot answer, or a required audit entry cannot be written: deny rather than guess."""
+
+    status = 503
+    error_type = SERVER_ERROR_TYPE
+    code = "access_unavailable"
 
 
 class GatewayConfigError(ValueError):

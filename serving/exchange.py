@@ -35,8 +35,12 @@ class Exchange:
         self._ended = False
 
     def decided(self, decision: Decision, attributes: dict[str, Any]) -> dict[str, str]:
-        """Record the decision; returns the response headers that name it."""
+        """Record the decision; returns the response headers that name it. A captured prompt is scrubbed: users
+        paste keys into prompts, and the span files outlive the request (its hash is of the prompt as sent)."""
         self.model = decision.model
+        prompt = attributes.get(a.PROMPT_TEXT)
+        if isinstance(prompt, str):
+            attributes = {**attributes, a.PROMPT_TEXT: self.state.scrubber.scrub(prompt)}
         self.span.set_attributes(attributes)
         arm = decision.arm or ""
         self.state.metrics.decisions.labels(decision.model, decision.by, arm).inc()
@@ -64,7 +68,8 @@ class Exchange:
         status = error.status_code() if isinstance(error, ApiError) else 500
         code = error.code if isinstance(error, ApiError) else type(error).__name__
         self.span.set_attribute(a.ERROR_TYPE, code)
-        self.span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+        # Scrubbed before the cut, so no fragment of a secret an upstream echoed survives in the span.
+        self.span.set_status(Status(StatusCode.ERROR, self.state.scrubber.scrub(str(error))[:200]))
         self._end(status)
 
     def _end(self, status: int) -> None:

@@ -78,6 +78,12 @@ class GatewayMetrics:
         self.feedback = Counter(
             "routeiq_feedback", "Feedback posts by whether the response id was known", ["known"], registry=r
         )
+        self.rejections = Counter(
+            "routeiq_rejected_requests",
+            "Requests refused before an endpoint ran (in-flight, body or header limits), by error code",
+            ["code"],
+            registry=r,
+        )
         self._warned_zero: set[str] = set()
 
     def watch_spans(self, read: Callable[[], dict[str, dict[str, int]]]) -> None:

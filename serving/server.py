@@ -13,6 +13,7 @@ import uvicorn
 from serving.app import create_app
 from serving.background_server import running_server
 from serving.config import GatewayConfig
+from serving.security.scrub import Scrubber, SecretFilter
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
@@ -41,6 +42,8 @@ def show_logs(level: int = logging.INFO) -> None:
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # Shapes only (no config here); the app adds the configured keys while it runs (`scrubbing_logs`).
+        handler.addFilter(SecretFilter(Scrubber()))
         logger.addHandler(handler)
     logger.setLevel(level)
 

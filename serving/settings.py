@@ -8,6 +8,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry import names
+from serving.access.settings import AccessSettings
+from serving.resilience.settings import LimitSettings
+from serving.security.settings import SecuritySettings
 from serving.telemetry.settings import TelemetrySettings
 
 DEFAULT_REFERENCE = f"models:/{names.REGISTERED_MODEL}/{names.PRODUCTION_STAGE}"
@@ -95,6 +98,8 @@ class GatewaySettings(BaseModel):
     """How the virtual model is routed (table below)."""
     telemetry: TelemetrySettings = TelemetrySettings()
     """Where spans go (table below)."""
+    security: SecuritySettings = SecuritySettings()
+    """What outbound calls may reach beyond public https hosts (table below)."""
     fast_path: bool = True
     """Forward to OpenAI-compatible upstreams directly (one keep-alive client) instead of through LiteLLM."""
     upstream_timeout_seconds: float = Field(default=600.0, gt=0.0)
@@ -103,3 +108,7 @@ class GatewaySettings(BaseModel):
     """MLflow tracking/registry URI; None: MLFLOW_TRACKING_URI, else the local store under runs/."""
     feedback_window: int = Field(default=100_000, ge=1)
     """Recent response ids remembered to link feedback to its request span."""
+    limits: LimitSettings = LimitSettings()
+    """Backpressure, request size limits and upstream deadlines (table below)."""
+    access: AccessSettings = AccessSettings()
+    """Virtual keys, roles and the audit log (tables below)."""

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from serving.access.guard import AccessControl
 from serving.config import GatewayConfig
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
@@ -19,6 +20,7 @@ from serving.responses import RecentResponses
 from serving.routing.policy import RoutingPolicy
 from serving.routing.poller import RegistryPoller
 from serving.routing.slots import RouterSlot
+from serving.security.scrub import Scrubber
 from serving.telemetry.tracing import Telemetry
 
 
@@ -33,8 +35,11 @@ class GatewayState:
     policy: RoutingPolicy
     poller: RegistryPoller
     responses: RecentResponses
+    access: AccessControl
     started_at: float = field(default_factory=time.time)
     poll_task: asyncio.Task[None] | None = None
+    scrubber: Scrubber = field(default_factory=Scrubber)
+    """Removes secrets (patterns and this config's keys) from what spans, logs and audit entries record."""
 
     @property
     def slots(self) -> tuple[RouterSlot, ...]:

@@ -8,7 +8,8 @@ this path against aiohttp's ~0.15 ms (`make bench`, docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 import aiohttp
@@ -21,11 +22,15 @@ from serving.providers.deployment import Deployment
 from serving.providers.pricing import PriceMap
 from serving.providers.result import DIRECT, Events, ProviderResult, ProviderStream
 from serving.providers.upstream_errors import body_message, status_error
+from serving.resilience.deadlines import Deadlines
+from serving.resilience.settings import LimitSettings
+from serving.security.ssrf import GuardedResolver
 
 CHAT: Final = "chat/completions"
 EMBEDDINGS: Final = "embeddings"
 MAX_CONNECTIONS: Final = 1000
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
+REDIRECT: Final = 300
 BAD_REQUEST: Final = 400
 _TIMEOUTS: Final = (asyncio.TimeoutError, aiohttp.ServerTimeoutError)
 
@@ -34,12 +39,22 @@ class DirectClient:
     """Calls deployments whose `direct` is True. Built in the app lifespan (inside the running event loop);
     `aclose()` ends its connections."""
 
-    def __init__(self, timeout_seconds: float, price_map: PriceMap | None = None) -> None:
+    def __init__(
+        self,
+        timeout_seconds: float,
+        price_map: PriceMap | None = None,
+        limits: LimitSettings | None = None,
+        resolver: GuardedResolver | None = None,
+    ) -> None:
         self._price_map = price_map
         self._timeout_seconds = timeout_seconds
+        self._limits = limits or LimitSettings()
         # Like the per-read timeout of an HTTP client: no total, a bound on connecting and on each read.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0),
+            # The SSRF guard again at connect time: a name that now resolves to loopback or metadata is refused.
+            connector=aiohttp.TCPConnector(
+                limit=MAX_CONNECTIONS, limit_per_host=0, resolver=resolver or GuardedResolver()
+            ),
             timeout=self._timeout(timeout_seconds),
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
@@ -54,17 +69,23 @@ class DirectClient:
 
     async def complete(self, deployment: Deployment, body: Mapping[str, Any]) -> ProviderResult:
         """A non-streamed chat completion: the upstream's body, unchanged."""
-        response = await self._send(deployment, CHAT, {**body, "model": deployment.upstream_model}, stream=False)
-        return self._result(deployment, body, await self._body(deployment, response), "choices")
+        async with Deadlines(self._limits, deployment.label).total():
+            response = await self._send(deployment, CHAT, {**body, "model": deployment.upstream_model}, stream=False)
+            content = await self._body(deployment, response)
+        return self._result(deployment, body, content, "choices")
 
     async def embed(self, deployment: Deployment, body: Mapping[str, Any]) -> ProviderResult:
         """Embeddings: the upstream's body, unchanged."""
-        response = await self._send(deployment, EMBEDDINGS, {**body, "model": deployment.upstream_model}, stream=False)
-        return self._result(deployment, body, await self._body(deployment, response), "data")
+        async with Deadlines(self._limits, deployment.label).total():
+            payload = {**body, "model": deployment.upstream_model}
+            response = await self._send(deployment, EMBEDDINGS, payload, stream=False)
+            content = await self._body(deployment, response)
+        return self._result(deployment, body, content, "data")
 
     async def stream(self, deployment: Deployment, body: Mapping[str, Any]) -> ProviderStream:
         """A streamed chat completion. Upstream is always asked for the usage chunk (to account the call);
-        it reaches the client only when the client asked for it too."""
+        it reaches the client only when the client asked for it too. The first bytes are awaited here, so a
+        missed first-byte deadline is a 504 before the client's response starts."""
         options = body.get("stream_options")
         client_options = dict(options) if isinstance(options, Mapping) else {}
         payload = {
@@ -73,10 +94,14 @@ class DirectClient:
             "stream": True,
             "stream_options": {**client_options, "include_usage": True},
         }
-        response = await self._send(deployment, CHAT, payload, stream=True)
+        deadlines = Deadlines(self._limits, deployment.label)
+        async with deadlines.first_byte():
+            response = await self._send(deployment, CHAT, payload, stream=True)
+        first = await _first_bytes(response, deployment.label, deadlines)
         meter = Meter(deployment, DIRECT, self._price_map, body)
         include_usage = client_options.get("include_usage") is True
-        return ProviderStream(_events(response, deployment.label), meter.summary, include_usage, deployment.label)
+        events = _events(response, deployment.label, _chunks(response, first, deadlines))
+        return ProviderStream(events, meter.summary, include_usage, deployment.label)
 
     async def _send(
         self, deployment: Deployment, endpoint: str, payload: dict[str, Any], stream: bool
@@ -95,6 +120,12 @@ class DirectClient:
                 allow_redirects=False,
                 **options,
             )
+            if REDIRECT <= response.status < BAD_REQUEST:
+                response.close()
+                raise UpstreamError(
+                    f"{deployment.label} answered a redirect ({response.status}), which is not followed: "
+                    "set its api_base to the final URL"
+                )
             if response.status >= BAD_REQUEST:
                 async with response:
                     content = await response.read()
@@ -130,16 +161,13 @@ class DirectClient:
         return Meter(deployment, DIRECT, self._price_map, body).result(content, data)
 
 
-async def _events(response: aiohttp.ClientResponse, where: str) -> Events:
+async def _events(response: aiohttp.ClientResponse, where: str, chunks: AsyncIterator[bytes]) -> Events:
     """The upstream's SSE events as they arrive, parsed for accounting; the response is released at the end
-    (closed, not pooled, when the stream was not read to its end)."""
+    (closed, not pooled, when the stream was not read to its end: the upstream then stops generating)."""
     try:
-        async for event in sse.events(_chunks(response)):
-            yield event, sse.parse(event)
-    except _TIMEOUTS as exc:
-        raise UpstreamTimeoutError(f"{where} stopped sending mid-stream ({type(exc).__name__})") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"{where} broke off the stream ({type(exc).__name__}: {exc})") from exc
+        with _stream_errors(where):
+            async for event in sse.events(chunks):
+                yield event, sse.parse(event)
     finally:
         if response.content.at_eof():
             response.release()
@@ -147,6 +175,36 @@ async def _events(response: aiohttp.ClientResponse, where: str) -> Events:
             response.close()
 
 
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    async for chunk in response.content.iter_any():
+async def _first_bytes(response: aiohttp.ClientResponse, where: str, deadlines: Deadlines) -> bytes:
+    """The stream's first bytes (b"" when it is empty); on any failure the response is closed."""
+    try:
+        with _stream_errors(where):
+            async with deadlines.first_byte():
+                return await response.content.readany()
+    except BaseException:
+        response.close()
+        raise
+
+
+async def _chunks(response: aiohttp.ClientResponse, first: bytes, deadlines: Deadlines) -> AsyncIterator[bytes]:
+    """`first`, then the rest of the body as it arrives, each wait bounded by the gap and total deadlines."""
+    if first:
+        yield first
+    reader = response.content.iter_any().__aiter__()
+    while True:
+        async with deadlines.next_event():
+            chunk = await anext(reader, b"")
+        if not chunk:
+            return
         yield chunk
+
+
+@contextmanager
+def _stream_errors(where: str) -> Iterator[None]:
+    """aiohttp's failures while a stream's body is read, as the gateway errors a client gets."""
+    try:
+        yield
+    except _TIMEOUTS as exc:
+        raise UpstreamTimeoutError(f"{where} stopped sending mid-stream ({type(exc).__name__})") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"{where} broke off the stream ({type(exc).__name__}: {exc})") from exc

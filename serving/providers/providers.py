@@ -14,6 +14,8 @@ from serving.providers.direct import DirectClient
 from serving.providers.price_map import BundledPriceMap
 from serving.providers.pricing import PriceMap
 from serving.providers.result import DIRECT, LITELLM, CallPath, ProviderResult, ProviderStream
+from serving.resilience.settings import LimitSettings
+from serving.security.ssrf import Allowlist, GuardedResolver
 
 if TYPE_CHECKING:
     from serving.providers.litellm_adapter import LiteLLMAdapter
@@ -36,6 +38,9 @@ class Providers:
         fast_path: bool = True,
         timeout_seconds: float = 600.0,
         router_settings: Mapping[str, Any] | None = None,
+        *,
+        limits: LimitSettings | None = None,
+        allowlist: Allowlist | None = None,
     ) -> None:
         if not deployments:
             raise GatewayConfigError("model_list is empty; configure at least one deployment")
@@ -49,6 +54,8 @@ class Providers:
         self._routing_strategy = routing_strategy
         self._timeout_seconds = timeout_seconds
         self._router_settings = dict(router_settings or {})
+        self._limits = limits
+        self._allowlist = allowlist or Allowlist()
         self._client: DirectClient | None = None
         self._adapter: LiteLLMAdapter | None = None
         self._started = False
@@ -91,7 +98,8 @@ class Providers:
                 routed, self._routing_strategy, self._timeout_seconds, self._router_settings, price_map
             )
         if self._direct:
-            self._client = DirectClient(self._timeout_seconds, price_map)
+            resolver = GuardedResolver(self._allowlist)
+            self._client = DirectClient(self._timeout_seconds, price_map, self._limits, resolver)
         self._started = True
 
     async def aclose(self) -> None:

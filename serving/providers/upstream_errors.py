@@ -1,6 +1,6 @@
 """An upstream's HTTP failure as the gateway error a client gets, on both call paths.
 
-Messages name the deployment (never its URL or key) and carry the upstream's own message.
+Messages name the deployment (never its URL or key) and carry the upstream's own message, scrubbed of secrets.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from serving.exceptions import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
+from serving.security.scrub import scrub
 
 MAX_MESSAGE_CHARS: Final = 500
 CREDENTIAL_STATUSES: Final = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})
@@ -43,7 +44,10 @@ def status_error(where: str, status: int, message: str, retry_after: str | None 
 
 
 def body_message(body: bytes, status: int) -> str:
-    """The message in an error body: OpenAI's `error.message`, a `message` or `detail`, else the text."""
+    """The message in an error body: OpenAI's `error.message`, a `message` or `detail`, else the text.
+
+    Scrubbed before it is clipped: an upstream echoing the request's key must not leave half of it at the cut.
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -63,6 +67,8 @@ def body_message(body: bytes, status: int) -> str:
 
 
 def _clip(text: str) -> str:
+    # A bounded head is scrubbed, not a multi-megabyte HTML page: what lies beyond it is clipped anyway.
+    text = scrub(text[: MAX_MESSAGE_CHARS * 4])
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
 
 

@@ -1,5 +1,5 @@
 """`GET /admin/router`: what routes the virtual model now — version, family, watched reference, A/B split,
-last poll result — or that the fallback serves and why."""
+last poll result — or that the fallback serves and why. Role admin or operator; every call is audited."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.auth import CallerDep
+from serving.auth import OperatorDep
 from serving.state import GatewayStateDep
 
 router = APIRouter()
 
 
 @router.get("/admin/router")
-async def router_status(state: GatewayStateDep, caller: CallerDep) -> dict[str, Any]:
+async def router_status(state: GatewayStateDep, caller: OperatorDep) -> dict[str, Any]:
     config = state.config
     routing = config.settings.routing
     policy = state.policy

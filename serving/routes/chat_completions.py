@@ -4,15 +4,19 @@ stream or not, and record the exchange. Parsing, routing and provider calls live
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 
 from features.prompt import prompt_from_messages
-from serving.auth import CallerDep
-from serving.exceptions import ModelNotFoundError
+from serving.auth import CallerDep, allow_model
+from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
 from serving.exchange import Exchange
+from serving.providers import sse
 from serving.providers.result import ProviderStream
 from serving.request_span import decision_attributes, request_attributes
 from serving.routing.policy import Decision, explicit
@@ -31,8 +35,9 @@ router = APIRouter()
 @router.post("/v1/chat/completions")
 async def create_chat_completion(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
     """An OpenAI chat completion from the deployment the router (or the client) picked."""
-    body = parse_body(await request.body())
+    body = parse_body(await _read_body(request, state))
     chat = validate(ChatRequest, body)
+    await allow_model(request, state, chat.model)
     body.pop(EXTENSION_FIELD, None)
     prompt = prompt_from_messages([m.as_mapping() for m in chat.messages])
     exchange = Exchange(state, ENDPOINT, a.CHAT_SPAN_NAME, request_attributes(OPERATION, chat.model, chat.stream))
@@ -44,7 +49,12 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
         body["model"] = decision.model
         if chat.stream:
             stream = await state.providers.stream(decision.model, body)
-            return StreamingResponse(_forward(stream, exchange), media_type=SSE_MEDIA_TYPE, headers=headers)
+            forward = _forward(stream, exchange)
+            # The background task runs even after a disconnect cancelled the response mid-`send`, when
+            # `forward` may be left suspended: closing it closes the upstream and records the span now.
+            return StreamingResponse(
+                forward, media_type=SSE_MEDIA_TYPE, headers=headers, background=BackgroundTask(forward.aclose)
+            )
         result = await state.providers.complete(decision.model, body)
     except BaseException as exc:
         exchange.fail(exc)
@@ -67,11 +77,33 @@ async def _decide(state: GatewayState, request: Request, chat: ChatRequest, prom
     return await state.policy.decide(prompt, cost_weight, key)
 
 
-async def _forward(stream: ProviderStream, exchange: Exchange) -> AsyncIterator[bytes]:
-    """Pass the provider's SSE bytes on; account the usage once the stream ends (or the client leaves)."""
+async def _read_body(request: Request, state: GatewayState) -> bytes:
+    """The body; a client that leaves while sending it gets a span saying so, and no traceback is logged."""
+    try:
+        return await request.body()
+    except ClientDisconnect as exc:
+        error = ClientDisconnectedError("The client disconnected while sending the request body.")
+        Exchange(state, ENDPOINT, a.CHAT_SPAN_NAME, request_attributes(OPERATION, "", False)).fail(error)
+        raise error from exc
+
+
+async def _forward(stream: ProviderStream, exchange: Exchange) -> AsyncGenerator[bytes, None]:
+    """Pass the provider's SSE bytes on; account the usage once the stream ends (or the client leaves).
+
+    A gateway error mid-stream (upstream failure, missed deadline) becomes the last event, `{"error": ...}`,
+    which the openai SDK raises as `APIError`. A client that leaves cancels the upstream call."""
     try:
         async for chunk in stream:
             yield chunk
+    except GatewayError as exc:
+        exchange.fail(exc, stream.summary)
+        yield sse.encode(exc.body())
+        return
+    except (asyncio.CancelledError, GeneratorExit):
+        await stream.aclose()
+        left = ClientDisconnectedError("The client disconnected (or the server stopped) mid-stream.")
+        exchange.fail(left, stream.summary)
+        raise
     except BaseException as exc:
         exchange.fail(exc, stream.summary)
         raise

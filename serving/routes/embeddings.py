@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.auth import CallerDep
+from serving.auth import CallerDep, allow_model
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
 from serving.exchange import Exchange
 from serving.request_span import request_attributes
@@ -23,6 +23,7 @@ router = APIRouter()
 async def create_embeddings(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
     body = parse_body(await request.body())
     parsed = validate(EmbeddingsRequest, body, "OpenAI embeddings schema")
+    await allow_model(request, state, parsed.model)
     virtual = state.config.settings.routing.virtual_model
     if parsed.model == virtual:
         raise InvalidRequestError(

@@ -117,6 +117,7 @@ def gateway(
             "general_settings": {"master_key": "os.environ/ROUTEIQ_TEST_MASTER_KEY"},
             "routeiq_settings": {
                 "routing": {"max_cost_weight": 5000.0, "seed": 0},
+                "security": {"upstream_allowlist": ["127.0.0.0/8"]},
                 "telemetry": {
                     "directory": str(mlflow_workspace / "traces"),
                     "capture_prompts": True,
@@ -436,6 +437,7 @@ def test_the_litellm_path_serves_the_same_recorded_answers_and_costs(
         ],
         "routeiq_settings": {
             "fast_path": False,
+            "security": {"upstream_allowlist": ["127.0.0.0/8"]},
             "telemetry": {"directory": str(tmp_path / "traces"), "export_interval_seconds": 0.1},
         },
     }

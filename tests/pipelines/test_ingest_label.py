@@ -69,6 +69,7 @@ def _gateway_config(root: Path, upstream: str, models: list[str], capture: bool)
         "general_settings": {"master_key": KEY},
         "routeiq_settings": {
             "routing": {"seed": 1},
+            "security": {"upstream_allowlist": ["127.0.0.0/8"]},
             "telemetry": {
                 "directory": str(root / "traces"),
                 "export_interval_seconds": 0.1,

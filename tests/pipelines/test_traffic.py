@@ -55,6 +55,7 @@ def gateway(outcomes: Path) -> Iterator[tuple[str, Path]]:
             "general_settings": {"master_key": KEY},
             "routeiq_settings": {
                 "routing": {"seed": 1},
+                "security": {"upstream_allowlist": ["127.0.0.0/8"]},
                 "telemetry": {"directory": str(traces), "export_interval_seconds": 0.1},
             },
         }

@@ -52,7 +52,10 @@ def test_a_litellm_router_config_loads_unchanged(tmp_path: Path, monkeypatch: py
 
 def test_litellm_strategies_pass_through_and_unknown_ones_are_refused() -> None:
     entry = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_base": "http://127.0.0.1:9/v1"}}
-    config = parse_config({"model_list": [entry], "router_settings": {"routing_strategy": "least-busy"}})
+    loopback = {"security": {"upstream_allowlist": ["127.0.0.0/8"]}}
+    config = parse_config(
+        {"model_list": [entry], "router_settings": {"routing_strategy": "least-busy"}, "routeiq_settings": loopback}
+    )
     assert config.routing_strategy == "least-busy" and not config.learned
     with pytest.raises(GatewayConfigError, match="llmrouter-<family>"):
         parse_config({"model_list": [entry], "router_settings": {"routing_strategy": "fastest-please"}})

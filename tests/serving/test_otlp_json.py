@@ -29,6 +29,7 @@ from serving.request_span import decision_attributes, request_attributes
 from serving.responses import RecentResponses
 from serving.routing.loader import ActiveRouter
 from serving.routing.policy import BY_EXPLORATION, BY_FALLBACK, BY_ROUTER, TIMEOUT, Decision, explicit
+from serving.security.scrub import Scrubber
 from serving.state import GatewayState
 from serving.telemetry import attributes as a
 from serving.telemetry import otlp_json
@@ -91,7 +92,10 @@ def assert_same_as_official(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 def _state(tracer: Tracer) -> GatewayState:
     """Just what `Exchange` touches: a tracer, real metrics and the response-id memory."""
     state = SimpleNamespace(
-        telemetry=SimpleNamespace(tracer=tracer), metrics=GatewayMetrics(), responses=RecentResponses(capacity=10_000)
+        telemetry=SimpleNamespace(tracer=tracer),
+        metrics=GatewayMetrics(),
+        responses=RecentResponses(capacity=10_000),
+        scrubber=Scrubber(),
     )
     return cast(GatewayState, state)
 

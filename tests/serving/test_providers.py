@@ -35,12 +35,15 @@ from serving.providers.providers import Providers
 from serving.providers.result import ProviderStream, StreamSummary
 from serving.replay import ReplaySettings, running
 from serving.replay.routes.embeddings import vector
+from serving.security.ssrf import Allowlist
 
 GPT4, LLAMA = "gpt-4-1106-preview", "meta/llama-2-70b-chat"
 NOCOST = "gpt-4-1106-preview-nocost"
 """A twin of GPT4's real rows with the cost removed: the replay then sends usage without `cost`."""
 PRICE_IN, PRICE_OUT = 1e-5, 3e-5
 PATHS = ["direct", "litellm"]
+LOOPBACK = Allowlist.parse(["127.0.0.0/8"])
+"""The replay servers run on loopback, which the SSRF guard admits only when allow-listed."""
 T = TypeVar("T")
 
 # Warnings litellm's own code raises mid-call (turned into errors, they would fail the call): pydantic on the
@@ -143,7 +146,7 @@ def world(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         world = World(loop, rows, urls)
         deployments = _deployments(urls)
         for name, fast in (("direct", True), ("litellm", False)):
-            world.providers[name] = Providers(deployments, fast_path=fast, timeout_seconds=30.0)
+            world.providers[name] = Providers(deployments, fast_path=fast, timeout_seconds=30.0, allowlist=LOOPBACK)
             world.run(world.providers[name].start())
         yield world
         for providers in world.providers.values():
@@ -344,7 +347,7 @@ def test_litellm_refuses_parameters_that_would_steer_it(world: World) -> None:
 def test_shared_names_go_through_litellm_routing(world: World, strategy: str) -> None:
     ok = world.urls["ok"]
     pair = [_entry("pair", f"openai/{GPT4}", ok, api_key="k"), _entry("pair", f"hosted_vllm/{LLAMA}", ok)]
-    providers = Providers([*pair, _entry("solo", f"openai/{GPT4}", ok)], routing_strategy=strategy)
+    providers = Providers([*pair, _entry("solo", f"openai/{GPT4}", ok)], routing_strategy=strategy, allowlist=LOOPBACK)
     assert providers.names == ("pair", "solo") and providers.deployments("pair") == tuple(pair)
     assert (providers.path("pair"), providers.path("solo")) == ("litellm", "direct")
     world.run(providers.start())

@@ -1,0 +1,1 @@
+"""Keeping the gateway up under load and misbehaving peers: request limits, upstream deadlines, drain."""

@@ -20,11 +20,12 @@ from starlette.types import Scope
 
 from registry.reference import parse_reference
 from registry.tracking import tracking_uri
-from serving.access.audit import open_audit_log
+from serving.access.audit import ALLOWED, DENIED, AuditEntry, open_audit_log
 from serving.access.guard import AccessControl
 from serving.access.sqlite_store import SqliteKeyStore
 from serving.api_error import ApiError, install_error_handlers
 from serving.config import GatewayConfig
+from serving.exceptions import AccessUnavailableError
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
 from serving.resilience.admission import AdmissionMiddleware
@@ -32,7 +33,7 @@ from serving.responses import RecentResponses
 from serving.routes import admin, chat_completions, embeddings, feedback, health, keys, metrics, models
 from serving.routing.policy import RoutingPolicy
 from serving.routing.poller import RegistryPoller
-from serving.routing.slots import CHALLENGER, CHAMPION, PollResult, RouterSlot
+from serving.routing.slots import CHALLENGER, CHAMPION, FAILED, LOADED, PollResult, RouterSlot
 from serving.schemas import invalid_request
 from serving.security.scrub import Scrubber, scrubbing_logs
 from serving.state import GatewayState
@@ -101,7 +102,9 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
     served = config.model_names
     uri = tracking_uri(settings.tracking_uri)
     policy = RoutingPolicy(champion, challenger, routing, served, executor=executor, rng=random.Random(routing.seed))
-    poller = RegistryPoller(slots, routing, served, partial(registry_client, uri), partial(_on_poll, metrics_))
+    access = build_access(config)
+    on_poll = partial(_on_poll, metrics_, access)
+    poller = RegistryPoller(slots, routing, served, partial(registry_client, uri), on_poll)
     return GatewayState(
         config=config,
         providers=providers,
@@ -111,7 +114,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         poller=poller,
         responses=RecentResponses(settings.feedback_window),
         scrubber=Scrubber.for_config(config),
-        access=build_access(config),
+        access=access,
     )
 
 
@@ -133,10 +136,19 @@ def _count_rejection(scope: Scope, error: ApiError) -> None:
         state.metrics.rejections.labels(error.code).inc()
 
 
-def _on_poll(metrics_: GatewayMetrics, slot: RouterSlot, result: PollResult) -> None:
+async def _on_poll(metrics_: GatewayMetrics, access: AccessControl, slot: RouterSlot, result: PollResult) -> None:
+    """Count every poll; audit every version that went live (a promotion seen) or failed to load."""
     metrics_.reloads.labels(slot.name, result.status).inc()
     active = slot.active
     metrics_.router_version.labels(slot.name).set(active.version or 0 if active else 0)
+    if result.status in (LOADED, FAILED):
+        outcome = ALLOWED if result.status == LOADED else DENIED
+        details = {"version": result.version, "message": result.message}
+        try:
+            await access.audit(AuditEntry("registry", f"router.{result.status}", slot.name, outcome, details))
+        except AccessUnavailableError:
+            # The swap has happened already; a required audit log cannot refuse what the registry decided.
+            log.exception("the audit log missed %s of %s version %s", result.status, slot.name, result.version)
 
 
 async def _stop(state: GatewayState) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from registry.reference import resolve
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("routeiq.gateway.poller")
 
-OnPoll = Callable[[RouterSlot, PollResult], None]
+OnPoll = Callable[[RouterSlot, PollResult], Awaitable[None]]
 
 
 class RegistryPoller:
@@ -48,7 +48,7 @@ class RegistryPoller:
                 slot.active = router
             slot.last_poll = result
             slot.polls += 1
-            self._on_poll(slot, result)
+            await self._on_poll(slot, result)
 
     async def run(self) -> None:
         """Poll until cancelled; the first poll has already run in `poll_once` at start-up."""

@@ -56,7 +56,9 @@ def start_gateway(replay_upstream: str, mlflow_workspace: Path, tmp_path: Path) 
     """`start(master_key=..., access={...})`: a context manager serving a gateway, yielding its base URL."""
 
     @contextmanager
-    def start(master_key: str | None = None, access: dict[str, Any] | None = None) -> Iterator[str]:
+    def start(
+        master_key: str | None = None, access: dict[str, Any] | None = None, routing: dict[str, Any] | None = None
+    ) -> Iterator[str]:
         config = {
             "model_list": [
                 {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": replay_upstream}}
@@ -67,6 +69,7 @@ def start_gateway(replay_upstream: str, mlflow_workspace: Path, tmp_path: Path) 
                 "security": {"upstream_allowlist": ["127.0.0.0/8"]},
                 "telemetry": {"directory": str(tmp_path / "traces")},
                 "access": access if access is not None else default_access(tmp_path),
+                "routing": routing or {},
             },
         }
         with running(parse_config(config)) as url:

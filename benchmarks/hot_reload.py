@@ -45,7 +45,7 @@ class Result:
     old_version: str
     new_version: str
     promoted_at: float
-    """Seconds from the start of the load when the promotion call returned."""
+    """Seconds from the start of the load when the promotion call began."""
     first_new_at: float | None
     """When the first answer from the new version arrived."""
     old_after_new: int
@@ -75,8 +75,9 @@ def measure(options: Options) -> Result:
 
                 def tick(elapsed: float) -> None:
                     if elapsed >= options.promote_at and not promoted:
-                        _promote(new)
+                        # From the call's start: the poller may see the new stage before the call has returned.
                         promoted.append(time.perf_counter() - began)
+                        _promote(new)
 
                 say(
                     f"{options.rate:.0f} requests/s for {options.seconds:.0f} s; "
@@ -165,7 +166,7 @@ def render(result: Result) -> str:
         f"The gateway follows `models:/routeiq-router/Production` (poll every {result.poll_seconds:g} s) while "
         f"{result.rate:.0f} requests/s arrive at a steady pace (open loop). After a few seconds `strongest` "
         f"(v{result.old_version}) is replaced as Production by `cheapest` (v{result.new_version}) through the "
-        "registry API, as `routeiq promote` does. Switch time = from the promotion call's return to the first "
+        "registry API, as `routeiq promote` does. Switch time = from the start of the promotion call to the first "
         "answer carrying the new version in `x-routeiq-router-version`.",
         "",
         "| requests | failed | promotion → first answer by the new version | old-version answers after it | goal |",

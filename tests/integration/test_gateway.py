@@ -104,31 +104,30 @@ def gateway(
     monkeypatch_module: pytest.MonkeyPatch,
 ) -> Iterator[str]:
     monkeypatch_module.setenv("ROUTEIQ_TEST_MASTER_KEY", MASTER_KEY)
-    if True:
-        config = {
-            "model_list": [
-                {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "sk-up"}}
-                for m in models
-            ],
-            "router_settings": {
-                "routing_strategy": "llmrouter-any",
-                "routing_strategy_args": {"hot_reload": True, "reload_interval": POLL_SECONDS},
+    config = {
+        "model_list": [
+            {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "sk-up"}}
+            for m in models
+        ],
+        "router_settings": {
+            "routing_strategy": "llmrouter-any",
+            "routing_strategy_args": {"hot_reload": True, "reload_interval": POLL_SECONDS},
+        },
+        "general_settings": {"master_key": "os.environ/ROUTEIQ_TEST_MASTER_KEY"},
+        "routeiq_settings": {
+            "routing": {"max_cost_weight": 5000.0, "seed": 0},
+            "security": {"upstream_allowlist": ["127.0.0.0/8"]},
+            "telemetry": {
+                "directory": str(mlflow_workspace / "traces"),
+                "capture_prompts": True,
+                "export_interval_seconds": 0.1,
             },
-            "general_settings": {"master_key": "os.environ/ROUTEIQ_TEST_MASTER_KEY"},
-            "routeiq_settings": {
-                "routing": {"max_cost_weight": 5000.0, "seed": 0},
-                "security": {"upstream_allowlist": ["127.0.0.0/8"]},
-                "telemetry": {
-                    "directory": str(mlflow_workspace / "traces"),
-                    "capture_prompts": True,
-                    "export_interval_seconds": 0.1,
-                },
-            },
-        }
-        path = mlflow_workspace / "gateway.yaml"
-        path.write_text(yaml.safe_dump(config))
-        with running(load_config(path)) as url:
-            yield url
+        },
+    }
+    path = mlflow_workspace / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with running(load_config(path)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

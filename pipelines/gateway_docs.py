@@ -35,7 +35,7 @@ def settings_table(model: type[BaseModel], prefix: str) -> str:
 
 
 def render_settings() -> str:
-    from serving.access.settings import AccessSettings, AuditSettings
+    from serving.access.settings import AccessSettings, AuditSettings, QuotaSettings, TeamLimits
     from serving.resilience.settings import LimitSettings
     from serving.security.settings import SecuritySettings
     from serving.settings import GatewaySettings, RoutingSettings, SigningSettings
@@ -48,6 +48,8 @@ def render_settings() -> str:
         settings_table(SigningSettings, "routeiq_settings.routing.signing"),
         settings_table(AccessSettings, "routeiq_settings.access"),
         settings_table(AuditSettings, "routeiq_settings.access.audit"),
+        settings_table(QuotaSettings, "routeiq_settings.access.quotas"),
+        settings_table(TeamLimits, "routeiq_settings.access.quotas.teams.<team>"),
         settings_table(SecuritySettings, "routeiq_settings.security"),
         settings_table(LimitSettings, "routeiq_settings.limits"),
     ]

@@ -22,6 +22,7 @@ from registry.reference import parse_reference
 from registry.tracking import tracking_uri
 from serving.access.audit import ALLOWED, DENIED, AuditEntry, open_audit_log
 from serving.access.guard import AccessControl
+from serving.access.quotas import Quotas, open_quota_store
 from serving.access.sqlite_store import SqliteKeyStore
 from serving.api_error import ApiError, install_error_handlers
 from serving.config import GatewayConfig
@@ -126,6 +127,7 @@ def build_access(config: GatewayConfig) -> AccessControl:
         audit_log=open_audit_log(access.audit),
         master_key=config.master_key,
         audit_required=access.audit.required,
+        quotas=Quotas(open_quota_store(access.quotas), access.quotas.teams),
     )
 
 
@@ -157,6 +159,7 @@ async def _stop(state: GatewayState) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await state.poll_task
     await state.providers.aclose()
+    await state.access.quotas.store.aclose()
     state.telemetry.shutdown()
 
 

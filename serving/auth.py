@@ -6,6 +6,7 @@ master key and no virtual keys `/v1/*` stays open but admin routes deny. Health 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from fastapi import Depends, Request
 from serving.access.audit import DENIED, AuditEntry
 from serving.access.guard import ANONYMOUS, Principal
 from serving.access.keys import Role
+from serving.access.quotas import Ticket
 from serving.exceptions import AuthenticationError
 from serving.state import GatewayStateDep
 
@@ -64,6 +66,12 @@ def require_role(*roles: Role) -> Callable[[Request, GatewayStateDep], Awaitable
 async def allow_model(request: Request, state: GatewayStateDep, model: str) -> None:
     """403 when the caller's key does not allow `model` (audited as a policy denial)."""
     await state.access.require_model(principal_of(request), model)
+
+
+async def admit_quota(request: Request, state: GatewayStateDep) -> Ticket:
+    """429 when the caller's key or team is over its rpm/tpm/budget, 503 when the quota store is down; the
+    ticket charges the call's tokens and cost afterwards. The master key and anonymous callers pass freely."""
+    return await state.access.quotas.admit(principal_of(request).key, time.time())
 
 
 CallerDep = Annotated[str, Depends(require_key)]

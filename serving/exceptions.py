@@ -12,6 +12,7 @@ Pure exception classes; the app turns `GatewayError` into OpenAI-shaped response
     │       ├── ModelNotFoundError        404 model_not_found         neither a deployment nor the virtual model
     │       ├── UpstreamStatusError       4xx as the provider said    the provider refused the request
     │       ├── UpstreamRateLimitError    429 upstream_rate_limited   with Retry-After when the provider gave one
+    │       ├── QuotaExceededError        429 quota_exceeded   a key's or team's rpm/tpm (Retry-After) or budget
     │       ├── UpstreamError             502 upstream_error          provider failed or answered nonsense
     │       ├── UpstreamTimeoutError      504 upstream_timeout
     │       │   └── UpstreamDeadlineError 504 upstream_deadline  a routeiq_settings.limits deadline passed
@@ -122,6 +123,21 @@ class UpstreamRateLimitError(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": self.retry_after} if self.retry_after else {}
+
+
+class QuotaExceededError(GatewayError):
+    """A key or its team is over its rpm or tpm (retry after the window resets) or has spent its budget."""
+
+    status = 429
+    error_type = RATE_LIMIT_TYPE
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
 class UpstreamError(GatewayError):

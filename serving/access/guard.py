@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from serving.access.audit import ALLOWED, DENIED, MASTER, AuditEntry, AuditError, AuditLog
 from serving.access.keys import KEY_PREFIX, KeyStore, KeyStoreError, Role, VirtualKey
+from serving.access.quotas import Quotas
 from serving.exceptions import AccessUnavailableError, AuthenticationError, PermissionDeniedError
 
 log = logging.getLogger("routeiq.access")
@@ -39,6 +40,8 @@ class AccessControl:
     audit_log: AuditLog
     master_key: str | None
     audit_required: bool = False
+    quotas: Quotas = field(default_factory=Quotas)
+    """Per-key and per-team rpm/tpm/budget, checked by the `/v1/*` routes that call a provider."""
     _keys_seen: bool = False
     _no_keys_at: float = field(default=-1.0e9)
 

@@ -1,8 +1,10 @@
-"""The `routeiq_settings.access` section: where virtual keys and the audit log live. Settings only."""
+"""The `routeiq_settings.access` section: where virtual keys, the audit log and quota counters live.
+Settings only."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +26,34 @@ class AuditSettings(BaseModel):
     """Refuse an audited action (503, nothing changes) when its audit entry cannot be written."""
 
 
+class TeamLimits(BaseModel):
+    """One team's limits, shared by every key of that team (each key's own limits apply as well)."""
+
+    model_config = _FROZEN
+
+    rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute (fixed 60-second windows) for all the team's keys together; None: unlimited."""
+    tpm: int | None = Field(default=None, ge=1)
+    """Tokens per minute (prompt + completion, from the responses' usage); None: unlimited."""
+    max_budget_usd: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    """Cumulative spend in USD after which the team's requests are refused (429); None: unlimited."""
+
+
+class QuotaSettings(BaseModel):
+    """Where rpm/tpm/budget counters live: per key (limits on the key) and per team (`teams` below)."""
+
+    model_config = _FROZEN
+
+    backend: Literal["memory", "redis"] = "memory"
+    """`memory`: counters in this process (one replica; spend resets on restart); `redis`: shared by replicas."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis holding the counters when `backend` is `redis`; unreachable: `/v1/*` calls with limits get 503."""
+    key_prefix: str = Field(default="routeiq:quota", min_length=1, max_length=128)
+    """Prefix of every Redis key written, so several gateways (or tests) can share one Redis apart."""
+    teams: dict[str, TeamLimits] = {}
+    """Team name (the `team` of a key) → its limits (table below); teams not listed have no team limit."""
+
+
 class AccessSettings(BaseModel):
     """Virtual keys and the audit log; the master key stays `general_settings.master_key` (role admin)."""
 
@@ -35,3 +65,5 @@ class AccessSettings(BaseModel):
     """HMAC pepper of stored key hashes (use an `os.environ/VAR` reference); None: a random one kept in the store."""
     audit: AuditSettings = AuditSettings()
     """The audit log (table below)."""
+    quotas: QuotaSettings = QuotaSettings()
+    """Enforcement of the keys' rpm/tpm/max_budget_usd and of team limits (table below)."""

@@ -13,7 +13,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from features.prompt import prompt_from_messages
-from serving.auth import CallerDep, allow_model
+from serving.access.quotas import Ticket
+from serving.auth import CallerDep, admit_quota, allow_model
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
 from serving.exchange import Exchange
 from serving.providers import sse
@@ -38,6 +39,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
     body = parse_body(await _read_body(request, state))
     chat = validate(ChatRequest, body)
     await allow_model(request, state, chat.model)
+    ticket = await admit_quota(request, state)
     body.pop(EXTENSION_FIELD, None)
     prompt = prompt_from_messages([m.as_mapping() for m in chat.messages])
     exchange = Exchange(state, ENDPOINT, a.CHAT_SPAN_NAME, request_attributes(OPERATION, chat.model, chat.stream))
@@ -49,7 +51,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
         body["model"] = decision.model
         if chat.stream:
             stream = await state.providers.stream(decision.model, body)
-            forward = _forward(stream, exchange)
+            forward = _forward(stream, exchange, ticket)
             # The background task runs even after a disconnect cancelled the response mid-`send`, when
             # `forward` may be left suspended: closing it closes the upstream and records the span now.
             return StreamingResponse(
@@ -60,6 +62,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
         exchange.fail(exc)
         raise
     exchange.succeed(result, result.provider, result.cost.usd, result.cost.source)
+    await ticket.charge(result.input_tokens + result.output_tokens, result.cost.usd)
     return Response(result.body, media_type="application/json", headers=headers)
 
 
@@ -87,7 +90,7 @@ async def _read_body(request: Request, state: GatewayState) -> bytes:
         raise error from exc
 
 
-async def _forward(stream: ProviderStream, exchange: Exchange) -> AsyncGenerator[bytes, None]:
+async def _forward(stream: ProviderStream, exchange: Exchange, ticket: Ticket) -> AsyncGenerator[bytes, None]:
     """Pass the provider's SSE bytes on; account the usage once the stream ends (or the client leaves).
 
     A gateway error mid-stream (upstream failure, missed deadline) becomes the last event, `{"error": ...}`,
@@ -112,3 +115,4 @@ async def _forward(stream: ProviderStream, exchange: Exchange) -> AsyncGenerator
         exchange.fail(RuntimeError("stream ended without a summary"))
         return
     exchange.succeed(summary, summary.provider, summary.cost.usd, summary.cost.source)
+    await ticket.charge(summary.input_tokens + summary.output_tokens, summary.cost.usd)

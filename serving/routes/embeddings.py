@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.auth import CallerDep, allow_model
+from serving.auth import CallerDep, admit_quota, allow_model
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
 from serving.exchange import Exchange
 from serving.request_span import request_attributes
@@ -32,6 +32,7 @@ async def create_embeddings(request: Request, state: GatewayStateDep, caller: Ca
         )
     if parsed.model not in state.providers.names:
         raise ModelNotFoundError(parsed.model, virtual)
+    ticket = await admit_quota(request, state)
     exchange = Exchange(state, ENDPOINT, a.EMBEDDINGS_SPAN_NAME, request_attributes(OPERATION, parsed.model, False))
     try:
         headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
@@ -40,4 +41,5 @@ async def create_embeddings(request: Request, state: GatewayStateDep, caller: Ca
         exchange.fail(exc)
         raise
     exchange.succeed(result, result.provider, result.cost.usd, result.cost.source)
+    await ticket.charge(result.input_tokens + result.output_tokens, result.cost.usd)
     return Response(result.body, media_type="application/json", headers=headers)

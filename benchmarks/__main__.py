@@ -21,6 +21,7 @@ from typing import Final
 import psutil
 
 from benchmarks import decision_latency, gateway_overhead, hot_reload, memory, pipeline_scale
+from benchmarks.router_fixture import DEFAULT_OUTCOMES
 from pipelines.demo_steps import say
 from pipelines.provenance import git_commit
 
@@ -86,7 +87,7 @@ def run(names: Sequence[str], outcomes: Path, soak_seconds: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--outcomes", type=Path, default=Path("data/outcomes/routerbench.parquet"))
+    parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}")
     parser.add_argument("--soak-seconds", type=float, default=60.0, help="memory soak length (goal: 600)")
     parser.add_argument("--out", type=Path, default=OUT)

@@ -16,6 +16,7 @@ from typing import Final
 
 import numpy as np
 
+from benchmarks.router_fixture import DEFAULT_OUTCOMES
 from features.schema import TEST, TRAIN, VALID
 from pipelines.demo_steps import say
 from pipelines.outcomes import first_prompts, read_outcomes
@@ -125,7 +126,7 @@ def _verdict(row: Row) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--outcomes", type=Path, default=Path("data/outcomes/routerbench.parquet"))
+    parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--families", default=",".join(Options.families))
     parser.add_argument("--repeats", type=int, default=Options.repeats)
     parser.add_argument("--seconds", type=float, default=Options.seconds)

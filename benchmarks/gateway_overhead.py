@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 
 from benchmarks.load import Saturation, chat_body, interleaved_latencies, saturate
-from benchmarks.router_fixture import fit_and_save, test_prompts
+from benchmarks.router_fixture import DEFAULT_OUTCOMES, fit_and_save, test_prompts
 from benchmarks.targets import (
     LITELLM_VERSION,
     Target,
@@ -319,7 +319,7 @@ def _profile_lines(profile: Profile) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--outcomes", type=Path, default=Path("data/outcomes/routerbench.parquet"))
+    parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--requests", type=int, default=Options.requests)
     parser.add_argument("--seconds", type=float, default=Options.seconds)
     parser.add_argument("--no-litellm", action="store_true")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks.load import Answer, paced
-from benchmarks.router_fixture import SavedRouter, fit_and_save, test_prompts
+from benchmarks.router_fixture import DEFAULT_OUTCOMES, SavedRouter, fit_and_save, test_prompts
 from benchmarks.targets import gateway_config, routeiq_gateway, upstream_stub
 from pipelines.demo_steps import say
 
@@ -179,7 +179,7 @@ def render(result: Result) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--outcomes", type=Path, default=Path("data/outcomes/routerbench.parquet"))
+    parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--rate", type=float, default=Options.rate)
     parser.add_argument("--seconds", type=float, default=Options.seconds)
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks.load import paced
-from benchmarks.router_fixture import fit_and_save, test_prompts
+from benchmarks.router_fixture import DEFAULT_OUTCOMES, fit_and_save, test_prompts
 from benchmarks.targets import gateway_config, routeiq_gateway, rss_mb, upstream_stub
 from pipelines.demo_steps import say
 
@@ -121,7 +121,7 @@ def render(result: Result) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--outcomes", type=Path, default=Path("data/outcomes/routerbench.parquet"))
+    parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--rate", type=float, default=Options.rate)
     parser.add_argument("--soak-seconds", type=float, default=Options.soak_seconds)
     args = parser.parse_args(argv)

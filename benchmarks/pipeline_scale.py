@@ -24,7 +24,8 @@ import mlflow
 import optuna
 import pyarrow as pa
 
-from benchmarks.spans import DEFAULT_OUTCOMES, Replay, load_outcomes
+from benchmarks.router_fixture import DEFAULT_OUTCOMES
+from benchmarks.spans import Replay, load_outcomes
 from pipelines import featurize
 from pipelines.ingest import ingest, loop_section
 from pipelines.label import LabelParams, label

@@ -14,6 +14,9 @@ from pipelines.train import Featurized, split_sets
 from routers import artifact
 from routers.registry import family_class
 
+DEFAULT_OUTCOMES = Path("data/outcomes/routerbench.parquet")
+"""Where `make bench` imports RouterBench (`routeiq data import routerbench`); every benchmark's default."""
+
 
 @dataclass(frozen=True)
 class SavedRouter:

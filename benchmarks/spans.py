@@ -38,7 +38,6 @@ from serving.telemetry.file_exporter import span_file_name
 from serving.telemetry.settings import TelemetrySettings
 from serving.telemetry.tracing import TRACER_NAME
 
-DEFAULT_OUTCOMES: Final = Path("data/outcomes/routerbench.parquet")
 """Written by `routeiq data import routerbench …`; without it the RouterBench CSVs are imported from a data dir."""
 UPSTREAM_PROVIDER: Final = "openai"
 """The replay deployments are `openai/<model>` entries, as in the demo and the tests."""

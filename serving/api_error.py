@@ -31,18 +31,22 @@ class ApiError(Exception):
     error_type: ClassVar[str] = SERVER_ERROR_TYPE
     code: ClassVar[str] = "server_error"
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, *, retry_after: int | str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.retry_after = retry_after
+        """Seconds (or an HTTP date) the client should wait before retrying; sent as `Retry-After`."""
 
     def status_code(self) -> int:
         """The HTTP status: the class's `status` unless the instance carries the provider's own."""
         return self.status
 
     def headers(self) -> dict[str, str]:
-        """Extra response headers; none by default."""
-        return {}
+        """Extra response headers: `Retry-After` when the error carries one."""
+        if self.retry_after is None or self.retry_after == "":
+            return {}
+        return {"Retry-After": str(self.retry_after)}
 
     def body(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`."""

@@ -118,11 +118,7 @@ class UpstreamRateLimitError(GatewayError):
     code = "upstream_rate_limited"
 
     def __init__(self, message: str, retry_after: str | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": self.retry_after} if self.retry_after else {}
+        super().__init__(message, retry_after=retry_after)
 
 
 class QuotaExceededError(GatewayError):
@@ -133,11 +129,7 @@ class QuotaExceededError(GatewayError):
     code = "quota_exceeded"
 
     def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        super().__init__(message, retry_after=retry_after)
 
 
 class UpstreamError(GatewayError):
@@ -172,12 +164,9 @@ class GatewayOverloadedError(GatewayError):
     def __init__(self, limit: int, retry_after: int) -> None:
         super().__init__(
             f"The gateway is serving its limit of {limit} requests at once; retry after {retry_after} s "
-            "(operators: raise routeiq_settings.limits.max_in_flight or add replicas)."
+            "(operators: raise routeiq_settings.limits.max_in_flight or add replicas).",
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 class RequestTooLargeError(GatewayError):

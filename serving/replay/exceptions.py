@@ -88,11 +88,10 @@ class RateLimitError(InjectedFaultError):
     code = "rate_limit_exceeded"
 
     def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(f"Injected rate limit (replay rate_limit_rate > 0); retry after {retry_after_seconds} s.")
-        self.retry_after_seconds = retry_after_seconds
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_seconds)}
+        super().__init__(
+            f"Injected rate limit (replay rate_limit_rate > 0); retry after {retry_after_seconds} s.",
+            retry_after=retry_after_seconds,
+        )
 
 
 class ReplaySetupError(Exception):

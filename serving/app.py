@@ -30,6 +30,7 @@ from serving.exceptions import AccessUnavailableError
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
 from serving.resilience.admission import AdmissionMiddleware
+from serving.resilience.failover import Failover
 from serving.responses import RecentResponses
 from serving.routes import admin, chat_completions, embeddings, feedback, health, keys, metrics, models
 from serving.routing.policy import RoutingPolicy
@@ -109,6 +110,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
     return GatewayState(
         config=config,
         providers=providers,
+        failover=Failover(providers, settings.failover),
         telemetry=telemetry,
         metrics=metrics_,
         policy=policy,

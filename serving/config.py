@@ -90,7 +90,7 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
     overrides, learned = _routing_overrides(strategy, _section(router_settings, "routing_strategy_args"), notes)
     if "timeout" in router_settings:
         overrides.setdefault("_timeout", router_settings["timeout"])
-    settings = _settings(_section(raw, "routeiq_settings"), overrides)
+    settings = _settings(_section(raw, "routeiq_settings"), overrides, _litellm_failover(router_settings))
     master_key = general.get("master_key")
     config = GatewayConfig(
         deployments=deployments,
@@ -101,6 +101,7 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
         notes=tuple(notes),
     )
     _check_names(config)
+    _check_fallbacks(config)
     _check_upstreams(config)
     return config
 
@@ -142,9 +143,31 @@ def _routing_overrides(strategy: str, args: dict[str, Any], notes: list[str]) ->
     return overrides, True
 
 
-def _settings(section: dict[str, Any], overrides: dict[str, Any]) -> GatewaySettings:
+def _litellm_failover(router_settings: dict[str, Any]) -> dict[str, Any]:
+    """LiteLLM's `fallbacks` (a list of one-key mappings), `default_fallbacks` and `num_retries`, as
+    `routeiq_settings.failover` keys."""
+    found: dict[str, Any] = {}
+    fallbacks = router_settings.get("fallbacks")
+    if fallbacks is not None:
+        if not isinstance(fallbacks, list) or not all(isinstance(item, dict) for item in fallbacks):
+            raise GatewayConfigError(
+                "router_settings.fallbacks must be a list of mappings, e.g. [{gpt-4o: [gpt-4o-mini]}]"
+            )
+        found["fallbacks"] = {name: chain for item in fallbacks for name, chain in item.items()}
+    for key, target in (("default_fallbacks", "default_fallbacks"), ("num_retries", "retries")):
+        if key in router_settings:
+            found[target] = router_settings[key]
+    return found
+
+
+def _settings(section: dict[str, Any], overrides: dict[str, Any], failover: dict[str, Any]) -> GatewaySettings:
     """`routeiq_settings`, with what LiteLLM's sections imply filled in where the section is silent."""
     merged = dict(section)
+    if failover:
+        own = dict(merged.get("failover") or {})
+        if "fallbacks" in failover and isinstance(own.get("fallbacks"), dict):
+            own["fallbacks"] = {**failover["fallbacks"], **own["fallbacks"]}
+        merged["failover"] = {**failover, **own}
     timeout = overrides.pop("_timeout", None)
     if timeout is not None:
         merged.setdefault("upstream_timeout_seconds", timeout)
@@ -172,6 +195,19 @@ def _check_names(config: GatewayConfig) -> None:
             f"routeiq_settings.routing.fallback_model {routing.fallback_model!r} is not a model_name in model_list; "
             f"use one of {', '.join(config.model_names)}"
         )
+
+
+def _check_fallbacks(config: GatewayConfig) -> None:
+    failover = config.settings.failover
+    named = [(f"fallbacks.{name}", name) for name in failover.fallbacks]
+    named += [(f"fallbacks.{name}", target) for name, chain in failover.fallbacks.items() for target in chain]
+    named += [("default_fallbacks", target) for target in failover.default_fallbacks]
+    for where, name in named:
+        if name not in config.model_names:
+            raise GatewayConfigError(
+                f"routeiq_settings.failover.{where}: {name!r} is not a model_name in model_list; "
+                f"use one of {', '.join(config.model_names)}"
+            )
 
 
 def _check_upstreams(config: GatewayConfig) -> None:

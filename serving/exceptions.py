@@ -154,6 +154,25 @@ class UpstreamDeadlineError(UpstreamTimeoutError):
     code = "upstream_deadline"
 
 
+class UpstreamUnavailableError(GatewayError):
+    """Every deployment that could answer has its circuit open (it kept failing); retry once one cools down."""
+
+    status = 503
+    error_type = SERVER_ERROR_TYPE
+    code = "upstream_unavailable"
+
+    def __init__(self, models: tuple[str, ...], retry_after: int) -> None:
+        names = ", ".join(repr(m) for m in models)
+        super().__init__(
+            f"Model {names} failed repeatedly and is paused by its circuit breaker; retry after {retry_after} s "
+            "or pick another model (operators: add `routeiq_settings.failover.fallbacks` for it)."
+            if len(models) == 1
+            else f"Models {names} all failed repeatedly and are paused by their circuit breakers; retry after "
+            f"{retry_after} s or pick another model.",
+            retry_after=retry_after,
+        )
+
+
 class GatewayOverloadedError(GatewayError):
     """`limits.max_in_flight` requests are already being served; the client should retry after a pause."""
 

@@ -13,6 +13,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from serving.api_error import ApiError
 from serving.providers.result import StreamSummary
 from serving.request_span import Usage, usage_attributes
+from serving.resilience.failover import Attempt
 from serving.routing.policy import Decision
 from serving.state import GatewayState
 from serving.telemetry import attributes as a
@@ -32,6 +33,8 @@ class Exchange:
         self.started = time.perf_counter()
         self.span: Span = state.telemetry.tracer.start_span(name, kind=SpanKind.SERVER, attributes=attributes)
         self.model = ""
+        self.attempts: list[Attempt] = []
+        """Failed upstream attempts (retries, fallbacks, open circuits), recorded on the span when it ends."""
         self._ended = False
 
     def decided(self, decision: Decision, attributes: dict[str, Any]) -> dict[str, str]:
@@ -48,6 +51,14 @@ class Exchange:
             self.state.metrics.fallbacks.labels(decision.fallback_reason).inc()
         version = decision.router.label if decision.router is not None else NO_ROUTER
         return {MODEL_HEADER: decision.model, ROUTER_VERSION_HEADER: version, DECISION_HEADER: decision.by}
+
+    def served(self, model: str, headers: dict[str, str]) -> dict[str, str]:
+        """Record that `model` answered; when a fallback did, the span and `x-routeiq-model` name it."""
+        if model != self.model:
+            self.span.set_attribute(a.SERVED_MODEL, model)
+            self.model = model
+            headers = {**headers, MODEL_HEADER: model}
+        return headers
 
     def succeed(self, usage: Usage, provider: str, cost_usd: float, cost_source: str, status: int = 200) -> None:
         if self._ended:
@@ -74,6 +85,8 @@ class Exchange:
 
     def _end(self, status: int) -> None:
         self._ended = True
+        if self.attempts:
+            self.span.set_attribute(a.FAILED_ATTEMPTS, [f"{at.model}:{at.reason}" for at in self.attempts])
         elapsed = time.perf_counter() - self.started
         self.span.set_attribute(a.HTTP_STATUS, status)
         self.span.set_attribute(a.LATENCY_MS, elapsed * 1000.0)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry import names
 from serving.access.settings import AccessSettings
-from serving.resilience.settings import LimitSettings
+from serving.resilience.settings import FailoverSettings, LimitSettings
 from serving.security.settings import SecuritySettings
 from serving.telemetry.settings import TelemetrySettings
 
@@ -110,5 +110,7 @@ class GatewaySettings(BaseModel):
     """Recent response ids remembered to link feedback to its request span."""
     limits: LimitSettings = LimitSettings()
     """Backpressure, request size limits and upstream deadlines (table below)."""
+    failover: FailoverSettings = FailoverSettings()
+    """Retries, fallbacks to other model names and per-deployment circuit breakers (tables below)."""
     access: AccessSettings = AccessSettings()
     """Virtual keys, roles and the audit log (tables below)."""

@@ -16,6 +16,7 @@ from serving.access.guard import AccessControl
 from serving.config import GatewayConfig
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
+from serving.resilience.failover import Failover
 from serving.responses import RecentResponses
 from serving.routing.policy import RoutingPolicy
 from serving.routing.poller import RegistryPoller
@@ -30,6 +31,8 @@ class GatewayState:
 
     config: GatewayConfig
     providers: Providers
+    failover: Failover
+    """Every upstream call of a route goes through it: retries, fallbacks, circuit breakers."""
     telemetry: Telemetry
     metrics: GatewayMetrics
     policy: RoutingPolicy

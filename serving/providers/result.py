@@ -4,6 +4,7 @@ whose `summary` is set once it ends. Shapes and the forwarding loop; no HTTP, no
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -109,12 +110,22 @@ class ProviderStream:
         self._include_usage = include_usage
         self._tally = StreamTally()
         self._forward = self._run()
+        self._first: bytes | None = None
+
+    async def start(self) -> None:
+        """Wait for the first chunk to forward. A stream that breaks or ends before it raises here, while the
+        caller can still answer with an error status or try another deployment; after it, failures can only
+        end the stream with an error event."""
+        if self._first is None:
+            with contextlib.suppress(StopAsyncIteration):  # an empty stream that ended well: nothing held back
+                self._first = await self._forward.__anext__()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
     async def __anext__(self) -> bytes:
-        return await self._forward.__anext__()
+        first, self._first = self._first, None
+        return first if first is not None else await self._forward.__anext__()
 
     async def aclose(self) -> None:
         """Stop early: close the upstream response and set `summary` (with `complete=False`)."""

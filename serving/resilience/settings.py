@@ -31,3 +31,39 @@ class LimitSettings(BaseModel):
     """Direct path: longest a stream may wait for the upstream's first event; a miss is a 504."""
     chunk_gap_seconds: float | None = Field(default=120.0, gt=0.0)
     """Direct path: longest a started stream may go without an event; a miss ends it with an error event."""
+
+
+class BreakerSettings(BaseModel):
+    """A circuit breaker per deployment name: after `failures` upstream failures in a row its calls are skipped
+    (straight to a fallback, or 503) for `cooldown_seconds`; then one trial call decides whether it closes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    enabled: bool = True
+    """Off: every call goes to the deployment however often it failed."""
+    failures: int = Field(default=5, ge=1)
+    """Consecutive upstream failures (5xx, 429, timeouts, unreachable) that open the circuit."""
+    cooldown_seconds: float = Field(default=30.0, gt=0.0)
+    """How long an open circuit skips the deployment before one trial call is let through."""
+
+
+class FailoverSettings(BaseModel):
+    """Retries of the same deployment and fallbacks to others when an upstream fails before answering.
+
+    Only failures of the upstream count (unreachable, 5xx, 429, timeouts and deadlines, a stream that breaks
+    before its first event); a 4xx the upstream returns for the request itself is passed on at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    retries: int = Field(default=0, ge=0, le=10)
+    """Extra attempts on the same deployment before moving to its fallbacks (0: none)."""
+    backoff_seconds: float = Field(default=0.1, ge=0.0)
+    """Wait before the first retry; doubled for each further one, with ±50% jitter."""
+    max_backoff_seconds: float = Field(default=2.0, ge=0.0)
+    """Longest wait before a retry, including a 429's `Retry-After`; a longer `Retry-After` skips the retry."""
+    fallbacks: dict[str, tuple[str, ...]] = {}
+    """Model name → names to try in order when it fails (also read from LiteLLM's `router_settings.fallbacks`)."""
+    default_fallbacks: tuple[str, ...] = ()
+    """Names to try for a model without its own `fallbacks` entry."""
+    breaker: BreakerSettings = BreakerSettings()
+    """The per-deployment circuit breaker (table below)."""

@@ -50,14 +50,17 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
         )
         body["model"] = decision.model
         if chat.stream:
-            stream = await state.providers.stream(decision.model, body)
-            forward = _forward(stream, exchange, ticket)
+            started = await state.failover.stream(decision.model, body, exchange.attempts)
+            headers = exchange.served(started.model, headers)
+            forward = _forward(started.value, exchange, ticket)
             # The background task runs even after a disconnect cancelled the response mid-`send`, when
             # `forward` may be left suspended: closing it closes the upstream and records the span now.
             return StreamingResponse(
                 forward, media_type=SSE_MEDIA_TYPE, headers=headers, background=BackgroundTask(forward.aclose)
             )
-        result = await state.providers.complete(decision.model, body)
+        served = await state.failover.complete(decision.model, body, exchange.attempts)
+        headers = exchange.served(served.model, headers)
+        result = served.value
     except BaseException as exc:
         exchange.fail(exc)
         raise

@@ -36,7 +36,9 @@ async def create_embeddings(request: Request, state: GatewayStateDep, caller: Ca
     exchange = Exchange(state, ENDPOINT, a.EMBEDDINGS_SPAN_NAME, request_attributes(OPERATION, parsed.model, False))
     try:
         headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
-        result = await state.providers.embed(parsed.model, body)
+        served = await state.failover.embed(parsed.model, body, exchange.attempts)
+        headers = exchange.served(served.model, headers)
+        result = served.value
     except BaseException as exc:
         exchange.fail(exc)
         raise

@@ -40,6 +40,10 @@ COST_WEIGHT: Final = "routeiq.cost_weight"
 DECISION: Final = "routeiq.decision"
 """How the model was picked: one of `DECISIONS`."""
 FALLBACK_REASON: Final = "routeiq.fallback_reason"
+SERVED_MODEL: Final = "routeiq.served_model"
+"""The model name that answered, set only when it is not `CHOSEN_MODEL` (a failover fallback answered)."""
+FAILED_ATTEMPTS: Final = "routeiq.failover.attempts"
+"""string[]: `model:reason` for each upstream attempt that failed (or was skipped) before the answer."""
 
 # What the request cost and carried.
 COST_USD: Final = "routeiq.cost.usd"

@@ -160,6 +160,8 @@ def ask(client: OpenAI, prompt: str, model: str = "auto", **extra: Any) -> tuple
 
 
 def spans_by_response(traces: Path) -> dict[str, Any]:
+    if not traces.exists():  # created by the first export, which runs in the background
+        return {}
     return {s.attributes[a.RESPONSE_ID]: s for s in read_spans(traces) if a.RESPONSE_ID in s.attributes}
 
 

@@ -28,6 +28,13 @@ GatewayFactory = Callable[..., AbstractContextManager[str]]
 @pytest.fixture(scope="module")
 def replay_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A replay provider answering PROMPT as `alpha` and `beta`."""
+    path = write_outcomes(tmp_path_factory.mktemp("replay") / "outcomes.parquet")
+    with replay_running(ReplaySettings(outcomes=path)) as url:
+        yield url
+
+
+def write_outcomes(path: Path) -> Path:
+    """An outcomes file with one answer to PROMPT per upstream model, for a replay provider."""
     rows = [
         {
             "prompt_id": prompt_id(PROMPT),
@@ -45,10 +52,8 @@ def replay_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         }
         for model in UPSTREAM_MODELS
     ]
-    path = tmp_path_factory.mktemp("replay") / "outcomes.parquet"
     pq.write_table(conform(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)), path)
-    with replay_running(ReplaySettings(outcomes=path)) as url:
-        yield url
+    return path
 
 
 @pytest.fixture

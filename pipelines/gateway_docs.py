@@ -36,7 +36,8 @@ def settings_table(model: type[BaseModel], prefix: str) -> str:
 
 def render_settings() -> str:
     from serving.access.settings import AccessSettings, AuditSettings, QuotaSettings, TeamLimits
-    from serving.resilience.settings import LimitSettings
+    from serving.policy.rules import PolicySettings, Rule, TimeWindow
+    from serving.resilience.settings import BreakerSettings, FailoverSettings, LimitSettings
     from serving.security.settings import SecuritySettings
     from serving.settings import GatewaySettings, RoutingSettings, SigningSettings
     from serving.telemetry.settings import TelemetrySettings
@@ -50,8 +51,13 @@ def render_settings() -> str:
         settings_table(AuditSettings, "routeiq_settings.access.audit"),
         settings_table(QuotaSettings, "routeiq_settings.access.quotas"),
         settings_table(TeamLimits, "routeiq_settings.access.quotas.teams.<team>"),
+        settings_table(PolicySettings, "routeiq_settings.policy"),
+        settings_table(Rule, "routeiq_settings.policy.rules[*]"),
+        settings_table(TimeWindow, "routeiq_settings.policy.rules[*].time"),
         settings_table(SecuritySettings, "routeiq_settings.security"),
         settings_table(LimitSettings, "routeiq_settings.limits"),
+        settings_table(FailoverSettings, "routeiq_settings.failover"),
+        settings_table(BreakerSettings, "routeiq_settings.failover.breaker"),
     ]
     return "\n".join(tables)
 

@@ -1,6 +1,7 @@
 """The gateway's key check: the master key (`general_settings.master_key`, role admin) or a virtual key from
 the key store, as FastAPI dependencies. `/v1/*` takes any valid key; admin routes also need a role. With no
 master key and no virtual keys `/v1/*` stays open but admin routes deny. Health and metrics stay open.
+The same dependencies enforce `routeiq_settings.policy`, once per request (routes with a model: once parsed).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,19 +18,45 @@ from serving.access.audit import DENIED, AuditEntry
 from serving.access.guard import ANONYMOUS, Principal
 from serving.access.keys import Role
 from serving.access.quotas import Ticket
-from serving.exceptions import AuthenticationError
-from serving.state import GatewayStateDep
+from serving.exceptions import AuthenticationError, PermissionDeniedError
+from serving.policy.client_ip import FORWARDED_FOR, client_address
+from serving.policy.engine import PolicyDecision, RequestContext, evaluate
+from serving.policy.rules import ALLOW, PolicySettings
+from serving.state import GatewayState, GatewayStateDep
 
 BEARER = "bearer "
+OTHER_KEY_HEADERS = ("x-api-key", "api-key")
+"""Where other SDKs send a key (Anthropic, Azure OpenAI); the gateway reads only Authorization."""
 PRINCIPAL = "principal"
 """Where `require_key` leaves the caller's `Principal` on `request.state`, for per-route checks."""
+POLICY = "policy_decision"
+"""Where the policy's `(model, PolicyDecision)` is kept on `request.state`, so it is evaluated once."""
+POLICY_ACTION = "policy.rule"
+"""Audit action of a request a policy rule (or the policy's default) denied."""
+MODEL_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings"})
+"""Routes that call `allow_model` once the body is parsed: their policy is evaluated there, with the model."""
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    """The `Authorization: Bearer` key; 401 for two Authorization headers, or an `x-api-key`/`api-key` that
+    differs from it: a proxy in front may check one credential while the gateway reads the other."""
+    headers = request.headers
+    values = headers.getlist("authorization")
+    if len(values) > 1:
+        raise AuthenticationError(
+            f"The request has {len(values)} Authorization headers; send exactly one, `Authorization: Bearer <key>`."
+        )
+    header = values[0] if values else ""
     if header[: len(BEARER)].lower() != BEARER:
         return None
-    return header[len(BEARER) :].strip() or None
+    token = header[len(BEARER) :].strip() or None
+    for name in OTHER_KEY_HEADERS:
+        if any(other.strip() != token for other in headers.getlist(name)):
+            raise AuthenticationError(
+                f"The request sends one key in Authorization and another in `{name}`; send a single key, as "
+                f"`Authorization: Bearer <key>`, and drop `{name}`."
+            )
+    return token
 
 
 async def require_key(request: Request, state: GatewayStateDep) -> str:
@@ -37,6 +65,8 @@ async def require_key(request: Request, state: GatewayStateDep) -> str:
     token = bearer_token(request)
     principal = await state.access.principal(token)
     setattr(request.state, PRINCIPAL, principal)
+    if request.url.path not in MODEL_ROUTES:
+        await enforce_policy(request, state, None)
     return hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
 
 
@@ -58,14 +88,75 @@ def require_role(*roles: Role) -> Callable[[Request, GatewayStateDep], Awaitable
             raise
         await state.access.require_role(principal, roles, action)
         setattr(request.state, PRINCIPAL, principal)
+        await enforce_policy(request, state, None)
         return principal
 
     return check
 
 
 async def allow_model(request: Request, state: GatewayStateDep, model: str) -> None:
-    """403 when the caller's key does not allow `model` (audited as a policy denial)."""
+    """403 when the caller's key does not allow `model`, or the policy denies this request for `model`
+    (both audited as policy denials)."""
     await state.access.require_model(principal_of(request), model)
+    await enforce_policy(request, state, model)
+
+
+async def enforce_policy(request: Request, state: GatewayState, model: str | None) -> PolicyDecision:
+    """Evaluate `routeiq_settings.policy` for this request once: a later call returns the first decision,
+    unless it brings a model the first did not see (a model route missing from `MODEL_ROUTES` is then
+    evaluated twice, never without its model). A denial is audited with the rule and trace, then raised (403)."""
+    found: tuple[str | None, PolicyDecision] | None = getattr(request.state, POLICY, None)
+    if found is not None and (model is None or found[0] == model):
+        return found[1]
+    policy = state.config.settings.policy
+    principal = principal_of(request)
+    if not policy.rules and policy.default == ALLOW:
+        decision = PolicyDecision(ALLOW, None, ())
+    else:
+        decision = evaluate(policy, policy_context(request, principal, model, policy))
+    setattr(request.state, POLICY, (model, decision))
+    if decision.allowed:
+        return decision
+    target = f"{request.method} {request.url.path}"
+    details = {"rule": decision.rule, "model": model, "trace": list(decision.trace), "error": decision.error}
+    await state.access.audit(AuditEntry(principal.actor, POLICY_ACTION, target, DENIED, details))
+    raise PermissionDeniedError(denial_message(decision))
+
+
+def policy_context(request: Request, principal: Principal, model: str | None, policy: PolicySettings) -> RequestContext:
+    """What the rules see of this request; the client address is the socket peer unless it is a trusted proxy."""
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    peer = request.client.host if request.client is not None else None
+    key = principal.key
+    return RequestContext(
+        actor=principal.actor,
+        team=key.team if key is not None else None,
+        role=principal.role.value if principal.role is not None else None,
+        model=model,
+        route=request.url.path,
+        method=request.method,
+        headers=headers,
+        client_ip=client_address(peer, headers.get(FORWARDED_FOR), policy.trusted_proxies),
+        now=datetime.now(UTC),
+    )
+
+
+def denial_message(decision: PolicyDecision) -> str:
+    """What the client is told: the deciding rule only (never the others), and its `message` when set."""
+    if decision.rule is None:
+        return (
+            "No rule of the gateway's policy allows this request and its default is deny; ask the gateway's "
+            "operator for a rule that allows it (routeiq_settings.policy)."
+        )
+    if decision.error is not None:
+        return (
+            f"Policy rule {decision.rule!r} could not be evaluated for this request ({decision.error}), and "
+            "routeiq_settings.policy.fail_closed is on, so it is refused; fix the request or ask the operator."
+        )
+    told = decision.message or "ask the gateway's operator if it should be allowed (routeiq_settings.policy)"
+    return f"Policy rule {decision.rule!r} denies this request: {told}"
 
 
 async def admit_quota(request: Request, state: GatewayStateDep) -> Ticket:

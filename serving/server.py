@@ -33,6 +33,9 @@ def server_config(
         access_log=access_log,
         lifespan="on",
         timeout_graceful_shutdown=30,
+        # uvicorn would take X-Forwarded-For from loopback peers as the client address; the policy engine
+        # decides whose forwarding to trust (`routeiq_settings.policy.trusted_proxies`).
+        proxy_headers=False,
     )
 
 

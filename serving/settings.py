@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry import names
 from serving.access.settings import AccessSettings
+from serving.policy.rules import PolicySettings
 from serving.resilience.settings import FailoverSettings, LimitSettings
 from serving.security.settings import SecuritySettings
 from serving.telemetry.settings import TelemetrySettings
@@ -114,3 +115,5 @@ class GatewaySettings(BaseModel):
     """Retries, fallbacks to other model names and per-deployment circuit breakers (tables below)."""
     access: AccessSettings = AccessSettings()
     """Virtual keys, roles and the audit log (tables below)."""
+    policy: PolicySettings = PolicySettings()
+    """Declarative allow/deny rules evaluated before each request, first match wins (tables below)."""

@@ -28,7 +28,7 @@ MAX_HEAD: Final = 64 * 1024
 class FaultProxy:
     """`with FaultProxy(upstream_url, rate=0.2) as url:` — `url` replaces the upstream's base URL (same path).
 
-    `rate` of the requests get a fault, drawn uniformly from `faults`; `counts` says what each request got
+    A seeded `rate` of the requests get a fault, taking `faults` in turn; `counts` says what each request got
     ("ok" or a fault name)."""
 
     def __init__(
@@ -50,6 +50,7 @@ class FaultProxy:
         """Share of requests that get a fault; a test may change it while the proxy runs."""
         self._faults = tuple(faults)
         self._rng = random.Random(seed)
+        self._next = 0
         self._latency = latency_seconds
         self._drip = drip_seconds
         self.counts: Counter[str] = Counter()
@@ -82,9 +83,11 @@ class FaultProxy:
             server.close()
 
     def _draw(self) -> str:
+        """"ok", or the next fault in turn (so a run with as many faults as kinds sees every kind)."""
         if self._rng.random() >= self.rate:
             return "ok"
-        return self._rng.choice(self._faults)
+        self._next += 1
+        return self._faults[(self._next - 1) % len(self._faults)]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -31,10 +31,11 @@ SOURCE: Final = "traces"
 DROPPED: Final = "dropped"
 """Column of the label query: why a request yields no outcome row (null when it yields one)."""
 FAILED: Final = "failed"
+SERVED_BY_FALLBACK: Final = "served_by_fallback"
 NO_PROMPT_TEXT: Final = "no_prompt_text"
 NO_FEEDBACK: Final = "no_feedback"
 INVALID_SCORE: Final = "invalid_score"
-DROP_REASONS: Final = (FAILED, NO_PROMPT_TEXT, NO_FEEDBACK, INVALID_SCORE)
+DROP_REASONS: Final = (FAILED, SERVED_BY_FALLBACK, NO_PROMPT_TEXT, NO_FEEDBACK, INVALID_SCORE)
 QUERY_PARAMETERS: Final = {
     "task": TASK,
     "source": SOURCE,

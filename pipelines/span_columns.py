@@ -25,6 +25,7 @@ REQUEST_ATTRIBUTES: Final = MappingProxyType(
         "latency_ms": (a.LATENCY_MS, pa.float64()),
         "request_model": (a.REQUEST_MODEL, pa.string()),
         "chosen_model": (a.CHOSEN_MODEL, pa.string()),
+        "served_model": (a.SERVED_MODEL, pa.string()),
         "decision": (a.DECISION, pa.string()),
         "propensity": (a.PROPENSITY, pa.float64()),
         "cost_weight": (a.COST_WEIGHT, pa.float64()),

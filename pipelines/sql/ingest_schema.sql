@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_ms        DOUBLE,
     request_model     VARCHAR,
     chosen_model      VARCHAR,
+    served_model      VARCHAR,       -- set when a failover fallback answered instead of chosen_model
     decision          VARCHAR,
     propensity        DOUBLE,
     cost_weight       DOUBLE,
@@ -31,6 +32,9 @@ CREATE TABLE IF NOT EXISTS requests (
     file              VARCHAR NOT NULL,
     line              BIGINT NOT NULL
 );
+
+-- Warehouses made before a column existed gain it (empty for the requests already stored).
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS served_model VARCHAR;
 
 CREATE TABLE IF NOT EXISTS feedback (
     span_id          VARCHAR PRIMARY KEY,

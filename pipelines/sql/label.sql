@@ -1,7 +1,9 @@
 -- Every logged request with the latest feedback on its response, as outcome-table columns (split aside),
 -- and why it cannot become an outcome row (`dropped`, NULL when it can).
 -- Parameters: $task, $source; cost sources $provider, $config, $price_map → $recorded, $priced, $estimated;
--- drop reasons $failed, $no_prompt_text, $no_feedback, $invalid_score.
+-- drop reasons $failed, $served_by_fallback, $no_prompt_text, $no_feedback, $invalid_score.
+-- A request a failover fallback answered says nothing about the chosen model (the router's action), and
+-- its propensity is not the fallback's: it is not an outcome of either.
 WITH latest AS (
     SELECT response_id, score
     FROM feedback
@@ -30,6 +32,7 @@ SELECT
     r.started_at AS observed_at,
     CASE
         WHEN r.status IS DISTINCT FROM 200 OR r.chosen_model IS NULL OR r.prompt_hash IS NULL THEN $failed
+        WHEN r.served_model IS NOT NULL AND r.served_model IS DISTINCT FROM r.chosen_model THEN $served_by_fallback
         WHEN r.prompt_text IS NULL THEN $no_prompt_text
         WHEN l.response_id IS NULL THEN $no_feedback
         WHEN l.score IS NULL OR NOT l.score BETWEEN 0 AND 1 THEN $invalid_score

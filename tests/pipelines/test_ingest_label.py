@@ -248,7 +248,13 @@ def test_label_makes_one_outcome_row_per_scored_request(
     (rescored,) = _rows(warehouse[0], f"SELECT prompt_hash FROM requests WHERE response_id = '{traffic.rescored_id}'")
     scored = SCORED - traffic.scored.unrecorded
     assert stats.rows == len(rows) == scored + 1 and stats.requests == traffic.requests
-    assert stats.dropped == {"failed": 1, "no_prompt_text": UNCAPTURED, "no_feedback": UNSCORED, "invalid_score": 0}
+    assert stats.dropped == {
+        "failed": 1,
+        "served_by_fallback": 0,
+        "no_prompt_text": UNCAPTURED,
+        "no_feedback": UNSCORED,
+        "invalid_score": 0,
+    }
     recorded = {(r[schema.PROMPT_ID], r[schema.MODEL]): r for r in traffic.slice.to_pylist()}
     models = {model for _, model in recorded}
     assert len(models) == 11
@@ -263,6 +269,28 @@ def test_label_makes_one_outcome_row_per_scored_request(
         assert (row[schema.TASK], row[schema.SOURCE], row[schema.OBSERVED_AT].tzname()) == ("traffic", "traces", "UTC")
         assert row[schema.SPLIT] == assign_split(row[schema.PROMPT_ID], [], params.split)
     assert sum(stats.per_split.values()) == len(rows) and stats.prompts == len({r[schema.PROMPT_ID] for r in rows})
+
+
+def test_a_request_a_fallback_served_is_not_an_outcome_of_the_chosen_model(traffic: Traffic, tmp_path: Path) -> None:
+    traces, path = tmp_path / "traces", tmp_path / "warehouse.duckdb"
+    shutil.copytree(traffic.traces, traces)
+    before, _ = _label_after_ingest(traces, path)
+    source = _biggest_file(traces)
+    request = orjson.loads(_with_fresh_ids(source.read_bytes().splitlines()[0]))
+    spans = [span for rs in request["resourceSpans"] for scope in rs["scopeSpans"] for span in scope["spans"]]
+    chats = [span for span in spans if span["name"] == a.CHAT_SPAN_NAME]
+    for span in chats:
+        span["attributes"].append({"key": a.SERVED_MODEL, "value": {"stringValue": "a-fallback"}})
+    (traces / "spans-zz-fallback.jsonl").write_bytes(orjson.dumps(request) + b"\n")
+    after, stats = _label_after_ingest(traces, path)
+    assert stats.dropped["served_by_fallback"] == len(chats) > 0
+    assert after.num_rows == before.num_rows  # none of the copies (scored or not) became a row
+    assert _count(path, "requests") == traffic.requests + len(chats)
+
+
+def _label_after_ingest(traces: Path, path: Path) -> tuple[pa.Table, Any]:
+    ingest(traces, path)
+    return label(path, LabelParams())
 
 
 def test_the_latest_feedback_on_a_response_is_its_quality(

@@ -95,6 +95,8 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
     )
     metrics_ = GatewayMetrics()
     telemetry = Telemetry(settings.telemetry)
+    failover = Failover(providers, settings.failover)
+    metrics_.watch_circuits(failover.breakers.states)
     metrics_.watch_spans(lambda: {k: dataclasses.asdict(v) for k, v in telemetry.counts().items()})
     champion = RouterSlot(CHAMPION, parse_reference(routing.reference))
     challenger = (
@@ -110,7 +112,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
     return GatewayState(
         config=config,
         providers=providers,
-        failover=Failover(providers, settings.failover),
+        failover=failover,
         telemetry=telemetry,
         metrics=metrics_,
         policy=policy,

@@ -87,6 +87,8 @@ class Exchange:
         self._ended = True
         if self.attempts:
             self.span.set_attribute(a.FAILED_ATTEMPTS, [f"{at.model}:{at.reason}" for at in self.attempts])
+            for attempt in self.attempts:
+                self.state.metrics.upstream_failures.labels(attempt.model, attempt.reason).inc()
         elapsed = time.perf_counter() - self.started
         self.span.set_attribute(a.HTTP_STATUS, status)
         self.span.set_attribute(a.LATENCY_MS, elapsed * 1000.0)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("routeiq.gateway.metrics")
@@ -31,6 +31,23 @@ class SpanCounts(Collector):
         for destination, counts in self._read().items():
             for outcome, count in counts.items():
                 family.add_metric([destination, outcome], count)
+        yield family
+
+
+class CircuitStates(Collector):
+    """`routeiq_circuit_state{model,state}`: 1 for each model's current breaker state, read at scrape time."""
+
+    def __init__(self, read: Callable[[], dict[str, str]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "routeiq_circuit_state",
+            "Circuit breaker state of models that failed lately (closed, open: skipped, half_open: on trial)",
+            labels=["model", "state"],
+        )
+        for model, state in sorted(self._read().items()):
+            family.add_metric([model, state], 1.0)
         yield family
 
 
@@ -84,10 +101,21 @@ class GatewayMetrics:
             ["code"],
             registry=r,
         )
+        self.upstream_failures = Counter(
+            "routeiq_upstream_failures",
+            "Upstream attempts that failed or were skipped (circuit_open) before an answer or a final error, "
+            "by model and reason; each is followed by a retry, a fallback or the client's error",
+            ["model", "reason"],
+            registry=r,
+        )
         self._warned_zero: set[str] = set()
 
     def watch_spans(self, read: Callable[[], dict[str, dict[str, int]]]) -> None:
         self.registry.register(SpanCounts(read))
+
+    def watch_circuits(self, read: Callable[[], dict[str, str]]) -> None:
+        """Expose `read()` (model → breaker state, for models that failed lately) at each scrape."""
+        self.registry.register(CircuitStates(read))
 
     def record_cost(self, model: str, usd: float, source: str) -> None:
         self.cost.labels(model, source).inc(usd)

@@ -78,6 +78,10 @@ class Breakers:
             return HALF_OPEN
         return OPEN
 
+    def states(self) -> dict[str, str]:
+        """The state of every name that failed since it last answered."""
+        return {name: self.state(name) for name in list(self._circuits)}
+
     def retry_after(self, name: str) -> float:
         """Seconds until an open circuit lets a trial call through (0 when it would now)."""
         circuit = self._circuits.get(name)

@@ -177,12 +177,9 @@ def test_the_breaker_opens_skips_cools_down_and_closes(world: World) -> None:
 
 
 def test_an_open_circuit_without_fallback_is_a_503_with_retry_after(world: World) -> None:
-    for _ in range(FAILURES):  # with retries, the first request already fails twice and opens the circuit
-        with pytest.raises(openai.APIStatusError) as failed:
-            world.client.chat.completions.create(model="lonely", messages=MESSAGES)
-        if failed.value.status_code == 503:
-            break
-        assert failed.value.status_code == 502
+    with pytest.raises(openai.InternalServerError):  # the first try and its retries open the circuit
+        world.client.chat.completions.create(model="lonely", messages=MESSAGES)
+    assert world.calls("lonely") == FAILURES
     response = httpx.post(
         f"{world.url}/v1/chat/completions", json={"model": "lonely", "messages": MESSAGES}, timeout=30
     )
@@ -191,3 +188,7 @@ def test_an_open_circuit_without_fallback_is_a_503_with_retry_after(world: World
     assert error["code"] == "upstream_unavailable"
     assert "routeiq_settings.failover.fallbacks" in error["message"]
     assert 1 <= int(response.headers["retry-after"]) <= COOLDOWN + 1
+    metrics = httpx.get(f"{world.url}/metrics", timeout=10).text
+    assert 'routeiq_circuit_state{model="lonely",state="open"} 1.0' in metrics
+    assert f'routeiq_upstream_failures_total{{model="lonely",reason="upstream_error"}} {FAILURES}.0' in metrics
+    assert 'routeiq_upstream_failures_total{model="lonely",reason="circuit_open"} 1.0' in metrics

@@ -83,7 +83,7 @@ class FaultProxy:
             server.close()
 
     def _draw(self) -> str:
-        """"ok", or the next fault in turn (so a run with as many faults as kinds sees every kind)."""
+        """`ok`, or the next fault in turn (so a run with as many faults as kinds sees every kind)."""
         if self._rng.random() >= self.rate:
             return "ok"
         self._next += 1

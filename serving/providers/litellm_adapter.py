@@ -31,6 +31,8 @@ from serving.providers.deployment import OPENAI_COMPATIBLE, Deployment
 from serving.providers.pricing import PriceMap
 from serving.providers.result import LITELLM, Events, ProviderResult, ProviderStream
 from serving.providers.upstream_errors import status_error
+from serving.resilience.deadlines import Deadlines
+from serving.resilience.settings import LimitSettings
 
 CONTROL_PARAMETERS: Final = frozenset(
     {"api_base", "base_url", "api_key", "api_version", "extra_headers", "custom_llm_provider", "model_list"}
@@ -54,8 +56,11 @@ class LiteLLMAdapter:
         timeout_seconds: float = 600.0,
         router_settings: Mapping[str, Any] | None = None,
         price_map: PriceMap | None = None,
+        *,
+        limits: LimitSettings | None = None,
     ) -> None:
         self._price_map = price_map
+        self._limits = limits or LimitSettings()
         self._by_id: dict[str, Deployment] = {}
         model_list = [self._entry(index, deployment) for index, deployment in enumerate(deployments)]
         settings = {**ROUTER_DEFAULTS, "timeout": timeout_seconds, **(router_settings or {})}
@@ -83,7 +88,8 @@ class LiteLLMAdapter:
     async def complete(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
         """A non-streamed chat completion, re-encoded as OpenAI JSON."""
         try:
-            response = await self._router.acompletion(model=model_name, **_kwargs(body))
+            async with Deadlines(self._limits, f"model {model_name!r}").total():
+                response = await self._router.acompletion(model=model_name, **_kwargs(body))
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)
@@ -95,19 +101,22 @@ class LiteLLMAdapter:
         options = body.get("stream_options")
         client_options = dict(options) if isinstance(options, Mapping) else {}
         kwargs.update(stream=True, stream_options={**client_options, "include_usage": True})
+        deadlines = Deadlines(self._limits, f"model {model_name!r}")
         try:
-            wrapper = await self._router.acompletion(model=model_name, **kwargs)
+            async with deadlines.first_byte():
+                wrapper = await self._router.acompletion(model=model_name, **kwargs)
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         meter = self._meter(wrapper, model_name, body)
-        events = _events(wrapper, partial(self._error, model_name=model_name, chosen=meter.deployment))
+        events = _events(wrapper, deadlines, partial(self._error, model_name=model_name, chosen=meter.deployment))
         include_usage = client_options.get("include_usage") is True
         return ProviderStream(events, meter.summary, include_usage, meter.deployment.label)
 
     async def embed(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
         """Embeddings, re-encoded as OpenAI JSON."""
         try:
-            response = await self._router.aembedding(model=model_name, **_kwargs(body))
+            async with Deadlines(self._limits, f"model {model_name!r}").total():
+                response = await self._router.aembedding(model=model_name, **_kwargs(body))
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)
@@ -144,11 +153,18 @@ def _kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key != "model"}
 
 
-async def _events(wrapper: Any, error: Callable[[Exception], GatewayError]) -> Events:
-    """LiteLLM's chunks as OpenAI SSE events, then `[DONE]`; failures mid-stream become gateway errors."""
-    chunks: AsyncIterator[Any] = wrapper
+async def _events(wrapper: Any, deadlines: Deadlines, error: Callable[[Exception], GatewayError]) -> Events:
+    """LiteLLM's chunks as OpenAI SSE events, then `[DONE]`; failures mid-stream, and missed deadlines (first
+    chunk, gap between chunks, total), become gateway errors."""
+    chunks: AsyncIterator[Any] = aiter(wrapper)
+    wait = deadlines.first_byte
     try:
-        async for chunk in chunks:
+        while True:
+            async with wait():
+                chunk = await anext(chunks, None)
+            if chunk is None:
+                break
+            wait = deadlines.next_event
             data = _openai_dict(chunk)
             for choice in data.get("choices", ()):
                 choice.setdefault("finish_reason", None)  # OpenAI sends it on every chunk, null until the end

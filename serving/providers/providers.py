@@ -95,7 +95,12 @@ class Providers:
             from serving.providers import litellm_adapter
 
             self._adapter = litellm_adapter.LiteLLMAdapter(
-                routed, self._routing_strategy, self._timeout_seconds, self._router_settings, price_map
+                routed,
+                self._routing_strategy,
+                self._timeout_seconds,
+                self._router_settings,
+                price_map,
+                limits=self._limits,
             )
         if self._direct:
             resolver = GuardedResolver(self._allowlist)

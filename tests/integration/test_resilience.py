@@ -147,7 +147,7 @@ def usage_event(model: str) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-def gateway_config(folder: Path, upstream: str, limits: dict[str, Any]) -> Path:
+def gateway_config(folder: Path, upstream: str, limits: dict[str, Any], fast_path: bool = True) -> Path:
     config = {
         "model_list": [
             {
@@ -166,6 +166,7 @@ def gateway_config(folder: Path, upstream: str, limits: dict[str, Any]) -> Path:
             "telemetry": {"directory": str(folder / "traces"), "export_interval_seconds": 0.05},
             "security": {"upstream_allowlist": ["127.0.0.0/8"]},
             "limits": limits,
+            "fast_path": fast_path,
         },
     }
     path = folder / "gateway.yaml"
@@ -179,15 +180,22 @@ def upstream() -> Iterator[SlowUpstream]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("resilience")
+@pytest.fixture(scope="module", params=["direct", "litellm"])
+def path(request: pytest.FixtureRequest) -> str:
+    """Every deadline and disconnect test runs on both call paths: aiohttp direct, and through LiteLLM."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture(scope="module")
-def gateway(folder: Path, upstream: SlowUpstream) -> Iterator[str]:
+def folder(tmp_path_factory: pytest.TempPathFactory, path: str) -> Path:
+    return tmp_path_factory.mktemp(f"resilience-{path}")
+
+
+@pytest.fixture(scope="module")
+def gateway(folder: Path, upstream: SlowUpstream, path: str) -> Iterator[str]:
     limits = {"first_byte_seconds": FIRST_BYTE, "chunk_gap_seconds": CHUNK_GAP, "total_seconds": TOTAL}
-    with running(load_config(gateway_config(folder, upstream.url, limits))) as url:
+    with running(load_config(gateway_config(folder, upstream.url, limits, fast_path=path == "direct"))) as url:
         yield url
 
 
@@ -263,6 +271,7 @@ def test_a_slow_non_streamed_answer_misses_the_total_deadline(gateway: str) -> N
 def test_a_client_leaving_mid_stream_cancels_the_upstream_and_keeps_the_usage(
     gateway: str, upstream: SlowUpstream, folder: Path
 ) -> None:
+    upstream.cut.clear()  # the other call path's run left its own mark
     with (
         httpx.Client(timeout=10) as http,
         http.stream(

@@ -25,8 +25,6 @@ from serving.policy.rules import ALLOW, PolicySettings
 from serving.state import GatewayState, GatewayStateDep
 
 BEARER = "bearer "
-OTHER_KEY_HEADERS = ("x-api-key", "api-key")
-"""Where other SDKs send a key (Anthropic, Azure OpenAI); the gateway reads only Authorization."""
 PRINCIPAL = "principal"
 """Where `require_key` leaves the caller's `Principal` on `request.state`, for per-route checks."""
 POLICY = "policy_decision"
@@ -38,10 +36,10 @@ MODEL_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings"})
 
 
 def bearer_token(request: Request) -> str | None:
-    """The `Authorization: Bearer` key; 401 for two Authorization headers, or an `x-api-key`/`api-key` that
-    differs from it: a proxy in front may check one credential while the gateway reads the other."""
-    headers = request.headers
-    values = headers.getlist("authorization")
+    """The `Authorization: Bearer` key. Two Authorization headers are a 401, never a pick: a proxy in front
+    may check one while the gateway reads the other. Other key headers (`x-api-key`, `api-key`) are never
+    read as credentials."""
+    values = request.headers.getlist("authorization")
     if len(values) > 1:
         raise AuthenticationError(
             f"The request has {len(values)} Authorization headers; send exactly one, `Authorization: Bearer <key>`."
@@ -49,14 +47,7 @@ def bearer_token(request: Request) -> str | None:
     header = values[0] if values else ""
     if header[: len(BEARER)].lower() != BEARER:
         return None
-    token = header[len(BEARER) :].strip() or None
-    for name in OTHER_KEY_HEADERS:
-        if any(other.strip() != token for other in headers.getlist(name)):
-            raise AuthenticationError(
-                f"The request sends one key in Authorization and another in `{name}`; send a single key, as "
-                f"`Authorization: Bearer <key>`, and drop `{name}`."
-            )
-    return token
+    return header[len(BEARER) :].strip() or None
 
 
 async def require_key(request: Request, state: GatewayStateDep) -> str:

@@ -4,7 +4,10 @@ gateway reads, everything else passed through to the provider untouched. Parsing
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -20,8 +23,21 @@ EXTENSION_FIELD = "routeiq"
 """Body extension `{"routeiq": {"cost_weight": λ}}`; removed before the body goes upstream."""
 COST_WEIGHT_HEADER = "x-routeiq-cost-weight"
 SCHEMA = "OpenAI chat schema"
+MAX_OUTPUT_TOKENS = 1_000_000
+"""Above any model's output limit: a larger `max_tokens` is a client bug, refused before an upstream sees it."""
+MAX_CHOICES = 128
+"""OpenAI's own bound on `n`."""
+MAX_DEPTH = 254
+"""Deepest nesting of a body, the top object included: `orjson.dumps` refuses deeper (it parses up to 1024)."""
 
 M = TypeVar("M", bound=BaseModel)
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+"""A JSON string literal; what is left between them holds one `:` per object member."""
+_DEPTH_EXCEEDED = "depth limit exceeded"
+"""How orjson says a body nests deeper than it parses (1024 levels)."""
+_ESCAPED_COLON = b"\\u003"
+"""Starts `\\u003a`/`\\u003A`, the only escapes that decode to `:` (the digits `\\u0030`.. take the slow path too)."""
 
 
 class RouteIQExtension(BaseModel):
@@ -41,6 +57,9 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
     user: str | None = None
     routeiq: RouteIQExtension | None = None
 
@@ -69,13 +88,67 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if _DEPTH_EXCEEDED in str(exc):
+            raise _too_deep() from exc
         raise InvalidRequestError(f"The request body is not valid JSON ({exc}); send a JSON object.") from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
+    try:
+        again = orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:  # the one way a parsed body fails: nested past orjson's limit
+        raise _too_deep() from exc
+    if _repeats_a_key(raw, again):
+        raise InvalidRequestError(
+            f"The request body has the key {_repeated_key(raw)} twice in one object; send each key once "
+            "(JSON parsers disagree on which copy wins, so the gateway refuses rather than guess)."
+        )
     for field in FORBIDDEN_FIELDS:
         if field in body:
             raise ForbiddenParameterError(field)
     return body
+
+
+def _too_deep() -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The request body nests arrays and objects more than {MAX_DEPTH} levels deep; flatten it "
+        "(the gateway re-encodes every body it forwards, and JSON nested deeper cannot be re-encoded)."
+    )
+
+
+def _repeats_a_key(raw: bytes, again: bytes) -> bool:
+    """Whether an object in `raw` has a key twice, given `again`, the parsed body re-encoded by orjson (which
+    kept only the last copy of a repeated key).
+
+    Every `:` outside a string separates a key from its value, and strings come back from `orjson.dumps`
+    with the same colons unless `raw` escaped one (`\\u003a`). So without such an escape, `raw` has more
+    colons than `again` exactly when copies were dropped. With one, the strings are cut out first (slower,
+    and rare)."""
+    if _ESCAPED_COLON not in raw:
+        return raw.count(b":") != again.count(b":")
+    return _member_count(raw) != _member_count(again)
+
+
+def _member_count(text: bytes) -> int:
+    """Object members in valid JSON `text`: the `:`s left once the strings are cut out."""
+    return _JSON_STRING.sub(b"", text).count(b":")
+
+
+def _repeated_key(raw: bytes) -> str:
+    """The first repeated key, quoted, for the error message; parsed again only once a repeat was found."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                repeated.append(key)
+            seen.add(key)
+        return dict(items)
+
+    # orjson read it; the stdlib may not (nested deeper than its recursion limit): then no key is named.
+    with contextlib.suppress(ValueError, RecursionError):
+        json.loads(raw, object_pairs_hook=pairs)
+    return repr(repeated[0]) if repeated else "(one of them)"
 
 
 def validate(model: type[M], body: dict[str, Any], schema: str = SCHEMA) -> M:

@@ -10,13 +10,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 KEY_PREFIX = "sk-riq-"
 LOOKUP_CHARS = 16
 """Hex characters of the digest used as the indexed lookup id; the full digest is then compared."""
+MAX_LIMIT = 2**63 - 1
+"""Largest rpm/tpm a key may carry: what the key store's integer columns hold."""
 
 
 class Role(StrEnum):
@@ -39,10 +41,12 @@ class KeyRequest(BaseModel):
     team: str | None = Field(default=None, min_length=1, max_length=128)
     role: Role = Field(default=Role.USER, strict=False)
     """admin, operator or user (JSON strings; strictness elsewhere is kept)."""
-    allowed_models: list[str] = Field(default_factory=list, max_length=256)
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=256
+    )
     max_budget_usd: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
     expires_at: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     """Unix seconds after which the key is refused; None: never expires."""
 

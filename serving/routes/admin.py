@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.auth import OperatorDep
+from serving.openapi_spec import RouterStatus, responses
 from serving.state import GatewayStateDep
 
 router = APIRouter()
 
 
-@router.get("/admin/router")
+@router.get("/admin/router", response_model=None, responses=responses(RouterStatus, 401, 403, 503))
 async def router_status(state: GatewayStateDep, caller: OperatorDep) -> dict[str, Any]:
     config = state.config
     routing = config.settings.routing

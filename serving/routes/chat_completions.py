@@ -17,6 +17,7 @@ from serving.access.quotas import Ticket
 from serving.auth import CallerDep, admit_quota, allow_model
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
 from serving.exchange import Exchange
+from serving.openapi_spec import UPSTREAM_4XX, ChatCompletion, json_body, responses
 from serving.providers import sse
 from serving.providers.result import ProviderStream
 from serving.request_span import decision_attributes, request_attributes
@@ -33,7 +34,12 @@ SSE_MEDIA_TYPE = "text/event-stream"
 router = APIRouter()
 
 
-@router.post("/v1/chat/completions")
+@router.post(
+    "/v1/chat/completions",
+    response_model=None,
+    responses=responses(ChatCompletion, 400, 401, 403, 404, 429, 502, 503, 504, UPSTREAM_4XX, stream=True),
+    openapi_extra=json_body(ChatRequest, "An OpenAI chat body; fields the gateway does not read pass through."),
+)
 async def create_chat_completion(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
     """An OpenAI chat completion from the deployment the router (or the client) picked."""
     body = parse_body(await _read_body(request, state))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from serving.auth import CallerDep, admit_quota, allow_model
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
 from serving.exchange import Exchange
+from serving.openapi_spec import UPSTREAM_4XX, EmbeddingList, json_body, responses
 from serving.request_span import request_attributes
 from serving.routing.policy import explicit
 from serving.schemas import EmbeddingsRequest, parse_body, validate
@@ -19,7 +20,12 @@ OPERATION = "embeddings"
 router = APIRouter()
 
 
-@router.post("/v1/embeddings")
+@router.post(
+    "/v1/embeddings",
+    response_model=None,
+    responses=responses(EmbeddingList, 400, 401, 403, 404, 429, 502, 503, 504, UPSTREAM_4XX),
+    openapi_extra=json_body(EmbeddingsRequest, "An OpenAI embeddings body for a named deployment."),
+)
 async def create_embeddings(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
     body = parse_body(await request.body())
     parsed = validate(EmbeddingsRequest, body, "OpenAI embeddings schema")

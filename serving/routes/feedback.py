@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from opentelemetry.trace import Link
 
 from serving.auth import CallerDep
+from serving.openapi_spec import FeedbackRecorded, json_body, responses
 from serving.schemas import FeedbackRequest, parse_body, validate
 from serving.state import GatewayStateDep
 from serving.telemetry import attributes as a
@@ -18,7 +19,12 @@ from serving.telemetry import attributes as a
 router = APIRouter()
 
 
-@router.post("/v1/feedback")
+@router.post(
+    "/v1/feedback",
+    response_model=None,
+    responses=responses(FeedbackRecorded, 400, 401, 403, 503),
+    openapi_extra=json_body(FeedbackRequest, "A score in [0, 1] for a response id the gateway returned."),
+)
 async def record_feedback(request: Request, state: GatewayStateDep, caller: CallerDep) -> dict[str, Any]:
     feedback = validate(FeedbackRequest, parse_body(await request.body()), "feedback schema {id, score, source}")
     context = state.responses.get(feedback.id)

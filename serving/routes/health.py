@@ -8,17 +8,24 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from serving.openapi_spec import Live, Readiness, responses
 from serving.state import GatewayStateDep
 
 router = APIRouter()
 
 
-@router.get("/_health/live")
+@router.get("/_health/live", response_model=None, responses=responses(Live))
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/_health/ready")
+@router.get(
+    "/_health/ready",
+    responses={
+        **responses(Readiness),
+        503: {"model": Readiness, "description": "Starting: the same body, not ready yet"},
+    },
+)
 async def ready(state: GatewayStateDep) -> Response:
     champion = state.policy.champion
     polled = champion.polls > 0

@@ -15,6 +15,7 @@ from serving.access.guard import AccessControl, Principal
 from serving.access.keys import KeyRequest, KeyStoreError, VirtualKey, mint
 from serving.auth import AdminDep
 from serving.exceptions import AccessUnavailableError, InvalidRequestError
+from serving.openapi_spec import Key, KeyList, NewKey, json_body, responses
 from serving.schemas import parse_body, validate
 from serving.state import GatewayStateDep
 
@@ -25,7 +26,12 @@ KEY_SCHEMA = "key schema {team, role, allowed_models, max_budget_usd, rpm, tpm, 
 router = APIRouter()
 
 
-@router.post("/admin/keys")
+@router.post(
+    "/admin/keys",
+    response_model=None,
+    responses=responses(NewKey, 400, 401, 403, 503),
+    openapi_extra=json_body(KeyRequest, "Who the key is for and its limits; unknown fields are refused."),
+)
 async def create_key(request: Request, state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     """A new key; `key` in the answer is the only time the secret is ever shown."""
     spec = validate(KeyRequest, parse_body(await request.body()), KEY_SCHEMA)
@@ -39,13 +45,13 @@ async def create_key(request: Request, state: GatewayStateDep, caller: AdminDep)
     return {**new.record.public(), "key": new.secret}
 
 
-@router.get("/admin/keys")
+@router.get("/admin/keys", response_model=None, responses=responses(KeyList, 401, 403, 503))
 async def list_keys(state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     keys = await _stored(state.access, caller, "key.list", "*", state.access.keys.list_keys())
     return {"object": "list", "data": [key.public() for key in keys]}
 
 
-@router.delete("/admin/keys/{key_id}")
+@router.delete("/admin/keys/{key_id}", response_model=None, responses=responses(Key, 400, 401, 403, 503))
 async def revoke_key(key_id: str, state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     access = state.access
     await access.audit(AuditEntry(caller.actor, "key.revoke", key_id, ALLOWED))

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.auth import CallerDep
+from serving.openapi_spec import ModelList, responses
 from serving.state import GatewayStateDep
 
 OWNER = "routeiq"
@@ -14,7 +15,7 @@ OWNER = "routeiq"
 router = APIRouter()
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=None, responses=responses(ModelList, 401, 403, 503))
 async def list_models(state: GatewayStateDep, caller: CallerDep) -> dict[str, Any]:
     created = int(state.started_at)
     virtual = {

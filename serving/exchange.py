@@ -9,10 +9,12 @@ import time
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from starlette.requests import ClientDisconnect, Request
 
 from serving.api_error import ApiError
+from serving.exceptions import ClientDisconnectedError
 from serving.providers.result import StreamSummary
-from serving.request_span import Usage, usage_attributes
+from serving.request_span import Usage, request_attributes, usage_attributes
 from serving.resilience.failover import Attempt
 from serving.routing.policy import Decision
 from serving.state import GatewayState
@@ -22,6 +24,24 @@ ROUTER_VERSION_HEADER = "x-routeiq-router-version"
 MODEL_HEADER = "x-routeiq-model"
 DECISION_HEADER = "x-routeiq-decision"
 NO_ROUTER = "none"
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body; a client that leaves while sending it is a `ClientDisconnectedError` (499), which the
+    error handler answers without logging a traceback."""
+    try:
+        return await request.body()
+    except ClientDisconnect as exc:
+        raise ClientDisconnectedError("The client disconnected while sending the request body.") from exc
+
+
+async def read_recorded_body(request: Request, state: GatewayState, endpoint: str, name: str, operation: str) -> bytes:
+    """`read_body`, and a client that leaves while sending the body of a model call still gets a span (499)."""
+    try:
+        return await read_body(request)
+    except ClientDisconnectedError as error:
+        Exchange(state, endpoint, name, request_attributes(operation, "", False)).fail(error)
+        raise
 
 
 class Exchange:

@@ -10,13 +10,12 @@ from collections.abc import AsyncGenerator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
-from starlette.requests import ClientDisconnect
 
 from features.prompt import prompt_from_messages
 from serving.access.quotas import Ticket
 from serving.auth import CallerDep, admit_quota, allow_model
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
-from serving.exchange import Exchange
+from serving.exchange import Exchange, read_recorded_body
 from serving.openapi_spec import UPSTREAM_4XX, ChatCompletion, json_body, responses
 from serving.providers import sse
 from serving.providers.result import ProviderStream
@@ -42,7 +41,7 @@ router = APIRouter()
 )
 async def create_chat_completion(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
     """An OpenAI chat completion from the deployment the router (or the client) picked."""
-    body = parse_body(await _read_body(request, state))
+    body = parse_body(await read_recorded_body(request, state, ENDPOINT, a.CHAT_SPAN_NAME, OPERATION))
     chat = validate(ChatRequest, body)
     await allow_model(request, state, chat.model)
     ticket = await admit_quota(request, state)
@@ -87,16 +86,6 @@ async def _decide(state: GatewayState, request: Request, chat: ChatRequest, prom
     cost_weight = routing.clamp(routing.cost_weight if weight is None else weight)
     key = chat.user or request.headers.get(SESSION_HEADER) or caller or prompt
     return await state.policy.decide(prompt, cost_weight, key)
-
-
-async def _read_body(request: Request, state: GatewayState) -> bytes:
-    """The body; a client that leaves while sending it gets a span saying so, and no traceback is logged."""
-    try:
-        return await request.body()
-    except ClientDisconnect as exc:
-        error = ClientDisconnectedError("The client disconnected while sending the request body.")
-        Exchange(state, ENDPOINT, a.CHAT_SPAN_NAME, request_attributes(OPERATION, "", False)).fail(error)
-        raise error from exc
 
 
 async def _forward(stream: ProviderStream, exchange: Exchange, ticket: Ticket) -> AsyncGenerator[bytes, None]:

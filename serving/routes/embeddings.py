@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from serving.auth import CallerDep, admit_quota, allow_model
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
-from serving.exchange import Exchange
+from serving.exchange import Exchange, read_recorded_body
 from serving.openapi_spec import UPSTREAM_4XX, EmbeddingList, json_body, responses
 from serving.request_span import request_attributes
 from serving.routing.policy import explicit
@@ -27,7 +27,7 @@ router = APIRouter()
     openapi_extra=json_body(EmbeddingsRequest, "An OpenAI embeddings body for a named deployment."),
 )
 async def create_embeddings(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
-    body = parse_body(await request.body())
+    body = parse_body(await read_recorded_body(request, state, ENDPOINT, a.EMBEDDINGS_SPAN_NAME, OPERATION))
     parsed = validate(EmbeddingsRequest, body, "OpenAI embeddings schema")
     await allow_model(request, state, parsed.model)
     virtual = state.config.settings.routing.virtual_model

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from opentelemetry.trace import Link
 
 from serving.auth import CallerDep
+from serving.exchange import read_body
 from serving.openapi_spec import FeedbackRecorded, json_body, responses
 from serving.schemas import FeedbackRequest, parse_body, validate
 from serving.state import GatewayStateDep
@@ -26,7 +27,7 @@ router = APIRouter()
     openapi_extra=json_body(FeedbackRequest, "A score in [0, 1] for a response id the gateway returned."),
 )
 async def record_feedback(request: Request, state: GatewayStateDep, caller: CallerDep) -> dict[str, Any]:
-    feedback = validate(FeedbackRequest, parse_body(await request.body()), "feedback schema {id, score, source}")
+    feedback = validate(FeedbackRequest, parse_body(await read_body(request)), "feedback schema {id, score, source}")
     context = state.responses.get(feedback.id)
     known = context is not None
     span = state.telemetry.tracer.start_span(

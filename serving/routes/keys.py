@@ -15,6 +15,7 @@ from serving.access.guard import AccessControl, Principal
 from serving.access.keys import KeyRequest, KeyStoreError, VirtualKey, mint
 from serving.auth import AdminDep
 from serving.exceptions import AccessUnavailableError, InvalidRequestError
+from serving.exchange import read_body
 from serving.openapi_spec import Key, KeyList, NewKey, json_body, responses
 from serving.schemas import parse_body, validate
 from serving.state import GatewayStateDep
@@ -34,7 +35,7 @@ router = APIRouter()
 )
 async def create_key(request: Request, state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     """A new key; `key` in the answer is the only time the secret is ever shown."""
-    spec = validate(KeyRequest, parse_body(await request.body()), KEY_SCHEMA)
+    spec = validate(KeyRequest, parse_body(await read_body(request)), KEY_SCHEMA)
     if spec.expires_at is not None and spec.expires_at <= time.time():
         raise InvalidRequestError("expires_at is in the past; give a future unix time or omit it.", "expires_at")
     new = mint(spec)

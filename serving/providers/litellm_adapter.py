@@ -11,6 +11,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
+import litellm
 import orjson
 from litellm.exceptions import Timeout
 from litellm.litellm_core_utils.core_helpers import UPSTREAM_USAGE_COST
@@ -33,6 +34,8 @@ from serving.providers.result import LITELLM, Events, ProviderResult, ProviderSt
 from serving.providers.upstream_errors import status_error
 from serving.resilience.deadlines import Deadlines
 from serving.resilience.settings import LimitSettings
+from serving.security.guarded_httpx import guarded_client
+from serving.security.ssrf import Allowlist
 
 CONTROL_PARAMETERS: Final = frozenset(
     {"api_base", "base_url", "api_key", "api_version", "extra_headers", "custom_llm_provider", "model_list"}
@@ -58,9 +61,16 @@ class LiteLLMAdapter:
         price_map: PriceMap | None = None,
         *,
         limits: LimitSettings | None = None,
+        allowlist: Allowlist | None = None,
     ) -> None:
         self._price_map = price_map
         self._limits = limits or LimitSettings()
+        # LiteLLM's OpenAI-compatible calls go through this client: the SSRF guard at connect time, no
+        # redirects. `litellm.aclient_session` is process-wide: one gateway per process, as `routeiq serve` runs.
+        self._client = guarded_client(allowlist or Allowlist())
+        litellm.aclient_session = self._client
+        # LiteLLM caches OpenAI clients (around the session of their day) by key and base URL only.
+        litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
         self._by_id: dict[str, Deployment] = {}
         model_list = [self._entry(index, deployment) for index, deployment in enumerate(deployments)]
         settings = {**ROUTER_DEFAULTS, "timeout": timeout_seconds, **(router_settings or {})}
@@ -81,9 +91,13 @@ class LiteLLMAdapter:
         return {"model_name": deployment.model_name, "litellm_params": params, "model_info": info}
 
     async def aclose(self) -> None:
-        """Drop the router's global callbacks. LiteLLM's cached HTTP clients are shared by every router in the
-        process (per event loop), so they are left open for the others."""
+        """Drop the router's global callbacks and close the guarded client. LiteLLM's other cached HTTP clients
+        are shared by every router in the process (per event loop), so they are left open for the others."""
         self._router.retire()
+        if litellm.aclient_session is self._client:
+            litellm.aclient_session = None
+            litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
+        await self._client.aclose()
 
     async def complete(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
         """A non-streamed chat completion, re-encoded as OpenAI JSON."""

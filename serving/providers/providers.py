@@ -101,6 +101,7 @@ class Providers:
                 self._router_settings,
                 price_map,
                 limits=self._limits,
+                allowlist=self._allowlist,
             )
         if self._direct:
             resolver = GuardedResolver(self._allowlist)

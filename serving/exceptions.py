@@ -96,6 +96,17 @@ class ModelNotFoundError(GatewayError):
         )
 
 
+class KeyNotFoundError(GatewayError):
+    """An admin route named a virtual key id the key store does not hold."""
+
+    status = 404
+    error_type = INVALID_REQUEST_TYPE
+    code = "key_not_found"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"There is no key {key_id!r}; GET /admin/keys lists the ids.", param="key_id")
+
+
 class UpstreamStatusError(GatewayError):
     """The provider rejected the request with a 4xx; its status and message are passed on."""
 

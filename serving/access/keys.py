@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 KEY_PREFIX = "sk-riq-"
 LOOKUP_CHARS = 16
 """Hex characters of the digest used as the indexed lookup id; the full digest is then compared."""
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""Team names and model names of keys: no control characters (they end up in logs, audit rows and headers)."""
 MAX_LIMIT = 2**63 - 1
 """Largest rpm/tpm a key may carry: what the key store's integer columns hold."""
 
@@ -38,10 +40,10 @@ class KeyRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    team: str | None = Field(default=None, min_length=1, max_length=128)
+    team: str | None = Field(default=None, min_length=1, max_length=128, pattern=PRINTABLE)
     role: Role = Field(default=Role.USER, strict=False)
     """admin, operator or user (JSON strings; strictness elsewhere is kept)."""
-    allowed_models: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=256, pattern=PRINTABLE)]] = Field(
         default_factory=list, max_length=256
     )
     max_budget_usd: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)

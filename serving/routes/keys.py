@@ -14,7 +14,7 @@ from serving.access.audit import ALLOWED, FAILED, AuditEntry
 from serving.access.guard import AccessControl, Principal
 from serving.access.keys import KeyRequest, KeyStoreError, VirtualKey, mint
 from serving.auth import AdminDep
-from serving.exceptions import AccessUnavailableError, InvalidRequestError
+from serving.exceptions import AccessUnavailableError, InvalidRequestError, KeyNotFoundError
 from serving.exchange import read_body
 from serving.openapi_spec import Key, KeyList, NewKey, json_body, responses
 from serving.schemas import parse_body, validate
@@ -52,13 +52,13 @@ async def list_keys(state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     return {"object": "list", "data": [key.public() for key in keys]}
 
 
-@router.delete("/admin/keys/{key_id}", response_model=None, responses=responses(Key, 400, 401, 403, 503))
+@router.delete("/admin/keys/{key_id}", response_model=None, responses=responses(Key, 401, 403, 404, 503))
 async def revoke_key(key_id: str, state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     access = state.access
     await access.audit(AuditEntry(caller.actor, "key.revoke", key_id, ALLOWED))
     key = await _stored(access, caller, "key.revoke", key_id, access.keys.revoke(key_id, time.time()))
     if key is None:
-        raise InvalidRequestError(f"There is no key {key_id!r}; GET /admin/keys lists the ids.", "key_id")
+        raise KeyNotFoundError(key_id)
     return key.public()
 
 

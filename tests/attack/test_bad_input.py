@@ -184,6 +184,33 @@ def test_an_absurd_key_limit_is_a_400(gateway: Gateway, field: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"team": "ops\u0000root"}, "team"),
+        ({"team": "ops\r\nX-Injected: 1"}, "team"),
+        ({"allowed_models": [""]}, "allowed_models"),
+        ({"allowed_models": ["a" * 257]}, "allowed_models"),
+        ({"allowed_models": ["alpha\nbeta"]}, "allowed_models"),
+    ],
+)
+def test_control_characters_and_oversized_names_in_a_key_are_a_400(
+    gateway: Gateway, body: dict[str, object], field: str
+) -> None:
+    before = len(gateway.client.get("/admin/keys").json()["data"])
+    response = gateway.post("/admin/keys", orjson.dumps(body))
+    error = gateway.refuses(response, 400, "invalid_request_error", f"`{field}")
+    assert str(error["param"]).startswith(field)
+    assert len(gateway.client.get("/admin/keys").json()["data"]) == before  # nothing was stored
+
+
+def test_revoking_an_unknown_key_is_a_404(gateway: Gateway) -> None:
+    response = gateway.client.delete("/admin/keys/no-such-key")
+    assert response.status_code == 404
+    error = orjson.loads(response.content)["error"]
+    assert error["code"] == "key_not_found" and "GET /admin/keys" in error["message"]
+
+
+@pytest.mark.parametrize(
     ("field", "value", "hint"),
     [
         ("max_tokens", -1, "greater than or equal to 1"),

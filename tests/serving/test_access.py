@@ -112,14 +112,14 @@ def test_without_master_key_or_keys_admin_routes_deny(start_gateway: GatewayFact
         assert ask(url, "unused") == "4, says alpha"  # /v1 stays open, as before keys existed
 
 
-def test_bad_key_requests_get_openai_shaped_400s(start_gateway: GatewayFactory) -> None:
+def test_bad_key_requests_get_openai_shaped_errors(start_gateway: GatewayFactory) -> None:
     with start_gateway(master_key=MASTER) as url:
         for body, param in (({"role": "root"}, "role"), ({"rpm": "5"}, "rpm"), ({"owner": "x"}, "owner")):
             response = admin(url, MASTER, "POST", "/admin/keys", body)
             assert response.status_code == 400, body
             assert response.json()["error"]["param"] == param
         missing = admin(url, MASTER, "DELETE", "/admin/keys/key-nope")
-        assert missing.status_code == 400 and "GET /admin/keys" in missing.json()["error"]["message"]
+        assert missing.status_code == 404 and "GET /admin/keys" in missing.json()["error"]["message"]
 
 
 def test_an_unusable_key_store_fails_closed(start_gateway: GatewayFactory, tmp_path: Path) -> None:

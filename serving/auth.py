@@ -23,6 +23,7 @@ from serving.policy.client_ip import FORWARDED_FOR, client_address
 from serving.policy.engine import PolicyDecision, RequestContext, evaluate
 from serving.policy.rules import ALLOW, PolicySettings
 from serving.state import GatewayState, GatewayStateDep
+from serving.telemetry import attributes as a
 
 BEARER = "bearer "
 PRINCIPAL = "principal"
@@ -112,6 +113,14 @@ async def enforce_policy(request: Request, state: GatewayState, model: str | Non
     details = {"rule": decision.rule, "model": model, "trace": list(decision.trace), "error": decision.error}
     await state.access.audit(AuditEntry(principal.actor, POLICY_ACTION, target, DENIED, details))
     raise PermissionDeniedError(denial_message(decision))
+
+
+def policy_attributes(request: Request) -> dict[str, str]:
+    """Span attributes of the policy's decision on this request: the rule that allowed it, if one did."""
+    found: tuple[str | None, PolicyDecision] | None = getattr(request.state, POLICY, None)
+    if found is None or found[1].rule is None:
+        return {}
+    return {a.POLICY_RULE: found[1].rule}
 
 
 def policy_context(request: Request, principal: Principal, model: str | None, policy: PolicySettings) -> RequestContext:

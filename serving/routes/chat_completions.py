@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 
 from features.prompt import prompt_from_messages
 from serving.access.quotas import Ticket
-from serving.auth import CallerDep, admit_quota, allow_model
+from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
 from serving.exchange import Exchange, read_recorded_body
 from serving.openapi_spec import UPSTREAM_4XX, ChatCompletion, json_body, responses
@@ -47,7 +47,12 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
     ticket = await admit_quota(request, state)
     body.pop(EXTENSION_FIELD, None)
     prompt = prompt_from_messages([m.as_mapping() for m in chat.messages])
-    exchange = Exchange(state, ENDPOINT, a.CHAT_SPAN_NAME, request_attributes(OPERATION, chat.model, chat.stream))
+    exchange = Exchange(
+        state,
+        ENDPOINT,
+        a.CHAT_SPAN_NAME,
+        request_attributes(OPERATION, chat.model, chat.stream) | policy_attributes(request),
+    )
     try:
         decision = await _decide(state, request, chat, prompt, caller)
         headers = exchange.decided(

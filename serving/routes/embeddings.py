@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.auth import CallerDep, admit_quota, allow_model
+from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
 from serving.exchange import Exchange, read_recorded_body
 from serving.openapi_spec import UPSTREAM_4XX, EmbeddingList, json_body, responses
@@ -39,7 +39,12 @@ async def create_embeddings(request: Request, state: GatewayStateDep, caller: Ca
     if parsed.model not in state.providers.names:
         raise ModelNotFoundError(parsed.model, virtual)
     ticket = await admit_quota(request, state)
-    exchange = Exchange(state, ENDPOINT, a.EMBEDDINGS_SPAN_NAME, request_attributes(OPERATION, parsed.model, False))
+    exchange = Exchange(
+        state,
+        ENDPOINT,
+        a.EMBEDDINGS_SPAN_NAME,
+        request_attributes(OPERATION, parsed.model, False) | policy_attributes(request),
+    )
     try:
         headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
         served = await state.failover.embed(parsed.model, body, exchange.attempts)

@@ -5,6 +5,7 @@ denials read back from the real sqlite audit log."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +29,8 @@ from serving.policy.client_ip import client_address
 from serving.policy.engine import RequestContext, evaluate, in_window
 from serving.policy.rules import PolicySettings, TimeWindow
 from serving.server import running
+from serving.telemetry import attributes as a
+from serving.telemetry.files import read_spans
 
 MASTER = "sk-master-policy-test"
 PEPPER = "a-pepper-of-sixteen-chars"
@@ -384,6 +387,24 @@ def test_a_model_glob_denies_by_role_and_an_earlier_allow_wins(lenient: Gateway)
     assert ask(lenient.url, lenient.secret("user"), "beta", {"x-canary": "yes"}) == "4, says beta"
     assert ask(lenient.url, MASTER, "beta") == "4, says beta"  # the master key is an admin, not a user
     assert get(lenient.url, "/v1/models", lenient.secret("user")).status_code == 200  # no model: rule can't match
+
+
+def test_the_rule_that_allowed_a_request_is_on_its_span(lenient: Gateway) -> None:
+    def span_of(model: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        with OpenAI(base_url=f"{lenient.url}/v1", api_key=lenient.secret("user"), default_headers=headers) as sdk:
+            answer = sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": PROMPT}])
+        traces = lenient.audit.parent / "traces"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            spans = read_spans(traces) if traces.exists() else []
+            found = {s.attributes.get(a.RESPONSE_ID): s.attributes for s in spans}
+            if answer.id in found:
+                return found[answer.id]
+            time.sleep(0.05)
+        raise AssertionError("the request's span was not written")
+
+    assert span_of("beta", {"x-canary": "yes"})[a.POLICY_RULE] == "canary"
+    assert a.POLICY_RULE not in span_of("alpha")  # no rule matched: the default allowed it
 
 
 def test_a_route_rule_denies_an_admin_route(lenient: Gateway) -> None:

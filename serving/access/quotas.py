@@ -1,15 +1,20 @@
 """Per-key and per-team quotas (requests and tokens per fixed 60-second window) and budgets (cumulative USD):
-admitted atomically before the upstream call, charged after it. Two stores: this process, or Redis shared
-by replicas. A store that cannot answer denies with 503 (fail closed); nothing here decides routes.
+admitted atomically before the upstream call, charged after it. Three stores: this process, a sqlite file
+(spend survives restarts), or Redis shared by replicas. A store that cannot answer denies with 503 (fail
+closed); nothing here decides routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -24,6 +29,14 @@ log = logging.getLogger("routeiq.quotas")
 WINDOW_SECONDS = 60
 RPM, TPM, BUDGET = "rpm", "tpm", "budget"
 KEY, TEAM = "key", "team"
+SPEND_WINDOW = -1
+"""The sqlite store's window for spend, which never resets."""
+SQLITE_TIMEOUT_SECONDS = 5.0
+SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS quota_counters "
+    "(subject TEXT NOT NULL, kind TEXT NOT NULL, win INTEGER NOT NULL, value REAL NOT NULL, "
+    "PRIMARY KEY (subject, kind, win))"
+)
 REDIS_TIMEOUT_SECONDS = 2.0
 """A Redis that does not answer within this is treated as down (503) rather than stalling every request."""
 
@@ -188,6 +201,74 @@ class RedisQuotaStore:
         await self._client.aclose()
 
 
+class SqliteQuotaStore:
+    """Counters in a sqlite file: spend survives restarts, and gateways on one host can share the file. Each call
+    is one `BEGIN IMMEDIATE` transaction (check every subject, then count), run in a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def admit(self, subjects: Sequence[Subject], now: float) -> Refusal | None:
+        return await asyncio.to_thread(self._admit, subjects, window(now))
+
+    async def charge(self, subjects: Sequence[Subject], tokens: int, cost_usd: float, now: float) -> None:
+        await asyncio.to_thread(self._charge, subjects, tokens, cost_usd, window(now))
+
+    async def aclose(self) -> None:
+        return None
+
+    def _admit(self, subjects: Sequence[Subject], current: int) -> Refusal | None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM quota_counters WHERE win >= 0 AND win < ?", (current - 1,))
+            for subject in subjects:
+                for kind in (RPM, TPM, BUDGET):
+                    limit = subject.limit(kind)
+                    if limit is not None and _used(conn, subject, kind, current) >= limit:
+                        return Refusal(subject, kind)
+            for subject in subjects:
+                _add(conn, subject, RPM, current, 1)
+        return None
+
+    def _charge(self, subjects: Sequence[Subject], tokens: int, cost_usd: float, current: int) -> None:
+        with self._transaction() as conn:
+            for subject in subjects:
+                _add(conn, subject, TPM, current, tokens)
+                _add(conn, subject, BUDGET, SPEND_WINDOW, cost_usd)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before the first read, so concurrent admissions cannot both pass."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT_SECONDS, isolation_level=None)) as conn:
+                conn.execute(SQLITE_SCHEMA)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise QuotaStoreError(f"quota store {self.path} is unusable: {exc}") from exc
+
+
+def _used(conn: sqlite3.Connection, subject: Subject, kind: str, current: int) -> float:
+    row = conn.execute(
+        "SELECT value FROM quota_counters WHERE subject = ? AND kind = ? AND win = ?",
+        (subject.id, kind, SPEND_WINDOW if kind == BUDGET else current),
+    ).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def _add(conn: sqlite3.Connection, subject: Subject, kind: str, win: int, amount: float) -> None:
+    conn.execute(
+        "INSERT INTO quota_counters VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (subject, kind, win) DO UPDATE SET value = value + excluded.value",
+        (subject.id, kind, win, amount),
+    )
+
+
 def _arg(limit: float | None) -> str:
     """A limit as a script argument; "" (Lua `tonumber` gives nil) means unlimited."""
     return "" if limit is None else repr(limit)
@@ -197,6 +278,8 @@ def open_quota_store(settings: QuotaSettings) -> QuotaStore:
     """The configured store; Redis connects on first use, not here."""
     if settings.backend == "redis":
         return RedisQuotaStore(settings.redis_url, settings.key_prefix)
+    if settings.backend == "sqlite":
+        return SqliteQuotaStore(settings.path)
     return MemoryQuotaStore()
 
 

@@ -44,8 +44,11 @@ class QuotaSettings(BaseModel):
 
     model_config = _FROZEN
 
-    backend: Literal["memory", "redis"] = "memory"
-    """`memory`: counters in this process (one replica; spend resets on restart); `redis`: shared by replicas."""
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    """`memory`: counters in this process (one replica; spend resets on restart); `sqlite`: in `path` (spend
+    survives restarts; replicas on one host may share it); `redis`: shared by replicas anywhere."""
+    path: Path = Path("runs/gateway/quotas.sqlite")
+    """The sqlite file of the `sqlite` backend (relative to the working directory)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis holding the counters when `backend` is `redis`; unreachable: `/v1/*` calls with limits get 503."""
     key_prefix: str = Field(default="routeiq:quota", min_length=1, max_length=128)

@@ -118,10 +118,12 @@ def test_a_team_limit_is_shared_by_its_keys(start_gateway: GatewayFactory, tmp_p
         assert ask(url, other)
 
 
-def test_two_gateways_sharing_redis_admit_exactly_the_rpm(
-    start_gateway: GatewayFactory, tmp_path: Path, redis_prefix: str
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_two_gateways_sharing_a_store_admit_exactly_the_rpm(
+    start_gateway: GatewayFactory, tmp_path: Path, redis_prefix: str, backend: str
 ) -> None:
-    shared = access(tmp_path, backend="redis", redis_url=REDIS_URL, key_prefix=redis_prefix)
+    where = {"redis_url": REDIS_URL, "key_prefix": redis_prefix} if backend == "redis" else {}
+    shared = access(tmp_path, backend=backend, path=str(tmp_path / "quotas.sqlite"), **where)
     with start_gateway(master_key=MASTER, access=shared) as one, start_gateway(master_key=MASTER, access=shared) as two:
         key = create(one, {"rpm": 10})
         statuses = asyncio.run(_burst([one, two] * 15, key))
@@ -174,6 +176,43 @@ def test_an_unreachable_redis_fails_closed(start_gateway: GatewayFactory, tmp_pa
         assert isinstance(body, dict) and body["code"] == "access_unavailable" and "quotas" in body["message"]
         assert ask(url, MASTER)  # no limits to check: Redis is not needed
         assert ask(url, create(url, {}))
+
+
+def test_the_sqlite_store_keeps_spend_and_windows_across_restarts(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    durable = access(tmp_path, backend="sqlite", path=str(tmp_path / "quotas.sqlite"))
+    with start_gateway(master_key=MASTER, access=durable) as url:
+        budget, rpm = create(url, {"max_budget_usd": 0.0015}), create(url, {"rpm": 2})
+        assert ask(url, budget) and ask(url, budget)  # $0.002 spent
+        assert ask(url, rpm) and ask(url, rpm)
+    with start_gateway(master_key=MASTER, access=durable) as url:  # a restart, same key store and quota file
+        assert "max_budget_usd" in refused(url, budget).message
+        assert "requests per minute" in refused(url, rpm).message
+    with start_gateway(master_key=MASTER, access=access(tmp_path)) as url:  # the memory store forgets
+        assert ask(url, budget)
+
+
+def test_an_unusable_sqlite_store_fails_closed(start_gateway: GatewayFactory, tmp_path: Path) -> None:
+    (tmp_path / "quota-dir").mkdir()
+    broken = access(tmp_path, backend="sqlite", path=str(tmp_path / "quota-dir"))
+    with start_gateway(master_key=MASTER, access=broken) as url:
+        key = create(url, {"rpm": 100})
+        with pytest.raises(openai.InternalServerError) as error:
+            ask(url, key)
+        assert error.value.status_code == 503
+        assert ask(url, MASTER)
+
+
+def test_embeddings_count_against_the_same_quota(start_gateway: GatewayFactory) -> None:
+    with start_gateway(master_key=MASTER) as url:
+        key = create(url, {"rpm": 2})
+        with OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as client:
+            assert client.embeddings.create(model="alpha", input="hello").data
+            assert ask(url, key)
+            with pytest.raises(openai.RateLimitError) as error:
+                client.embeddings.create(model="alpha", input="hello")
+        assert error.value.response.headers.get("retry-after")
 
 
 def test_a_stream_is_charged_once_it_ends(start_gateway: GatewayFactory) -> None:

@@ -58,6 +58,8 @@ class FaultProxy:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        """Every connection still open (clients' and upstreams'), closed at the latest when the proxy stops."""
         self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
 
     def __enter__(self) -> str:
@@ -81,6 +83,8 @@ class FaultProxy:
         async with server:
             await self._stop.wait()
             server.close()
+            for writer in list(self._open):
+                writer.close()
 
     def _draw(self) -> str:
         """`ok`, or the next fault in turn (so a run with as many faults as kinds sees every kind)."""
@@ -90,6 +94,7 @@ class FaultProxy:
         return self._faults[(self._next - 1) % len(self._faults)]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
         try:
             while True:
                 request = await _read_request(reader)
@@ -102,6 +107,7 @@ class FaultProxy:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._open.discard(writer)
             if not writer.is_closing():
                 writer.close()
 
@@ -120,6 +126,7 @@ class FaultProxy:
         if fault == "latency":
             await asyncio.sleep(self._latency)
         up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._open.add(up_writer)
         try:
             up_writer.write(_closing(request))
             await up_writer.drain()
@@ -138,6 +145,7 @@ class FaultProxy:
                     writer.write(chunk)
                     await writer.drain()
         finally:
+            self._open.discard(up_writer)
             up_writer.close()
         return False  # the upstream answered with `Connection: close`, so the answer ended with the connection
 

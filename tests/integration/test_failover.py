@@ -106,7 +106,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             }
         )
         url = stack.enter_context(running(config))
-        yield World(url, traces, proxies)
+        world = World(url, traces, proxies)
+        stack.callback(world.client.close)
+        yield world
 
 
 def test_a_failing_deployment_is_retried_then_its_fallback_answers(world: World) -> None:

@@ -100,8 +100,10 @@ def _ask(client: openai.OpenAI, model: str, stream: bool) -> Outcome:
 
 def _run(url: str, model: str) -> list[Outcome]:
     # The client's own timeout is far above every deadline: the gateway, not the client, must end each wait.
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
+    with (
+        openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60) as client,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
         return list(pool.map(lambda i: _ask(client, model, stream=bool(i % 2)), range(REQUESTS)))
 
 

@@ -384,15 +384,15 @@ def test_promotion_while_requests_flow_changes_decisions_with_no_failures(
     stop = threading.Event()
 
     def traffic() -> None:
-        sdk = OpenAI(base_url=f"{gateway}/v1", api_key=MASTER_KEY, max_retries=0)
-        i = 0
-        while not stop.is_set():
-            try:
-                _, headers = ask(sdk, prompts[i % len(prompts)])
-                seen.append((headers["x-routeiq-router-version"], headers["x-routeiq-model"]))
-            except BaseException as exc:  # every failure counts, whatever its type
-                failures.append(exc)
-            i += 1
+        with OpenAI(base_url=f"{gateway}/v1", api_key=MASTER_KEY, max_retries=0) as sdk:
+            i = 0
+            while not stop.is_set():
+                try:
+                    _, headers = ask(sdk, prompts[i % len(prompts)])
+                    seen.append((headers["x-routeiq-router-version"], headers["x-routeiq-model"]))
+                except BaseException as exc:  # every failure counts, whatever its type
+                    failures.append(exc)
+                i += 1
 
     worker = threading.Thread(target=traffic)
     worker.start()
@@ -444,8 +444,7 @@ def test_the_litellm_path_serves_the_same_recorded_answers_and_costs(
     }
     path = tmp_path / "litellm.yaml"
     path.write_text(yaml.safe_dump(config))
-    with running(load_config(path)) as url:
-        sdk = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    with running(load_config(path)) as url, OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as sdk:
         completion, headers = ask(sdk, prompts[0], model=models[1])
         row = recorded[(prompt_id(prompts[0]), models[1])]
         assert completion.choices[0].message.content == row[schema.RESPONSE]

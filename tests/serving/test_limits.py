@@ -51,7 +51,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
+    """An SDK client whose connections close after each answer, so one left to the garbage collector holds
+    no socket (an open one would surface as a ResourceWarning in whichever later test collects it)."""
+    http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=10)
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, http_client=http)
 
 
 def chat(**extra: Any) -> dict[str, Any]:

@@ -5,8 +5,10 @@ Ends the span exactly once, whether the request succeeds, fails or the client go
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.requests import ClientDisconnect, Request
@@ -24,6 +26,7 @@ ROUTER_VERSION_HEADER = "x-routeiq-router-version"
 MODEL_HEADER = "x-routeiq-model"
 DECISION_HEADER = "x-routeiq-decision"
 NO_ROUTER = "none"
+T = TypeVar("T")
 
 
 async def read_body(request: Request) -> bytes:
@@ -33,6 +36,30 @@ async def read_body(request: Request) -> bytes:
         return await request.body()
     except ClientDisconnect as exc:
         raise ClientDisconnectedError("The client disconnected while sending the request body.") from exc
+
+
+async def unless_client_leaves(request: Request, call: Awaitable[T]) -> T:
+    """`call`'s result, unless the client disconnects first: then `call` is cancelled (which closes its upstream
+    connection, so the upstream stops generating) and `ClientDisconnectedError` is raised. For answers sent
+    whole; a stream notices a departed client when a send fails."""
+    work = asyncio.ensure_future(call)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    if work.cancelled():
+        raise ClientDisconnectedError("The client disconnected before the answer was ready.")
+    return work.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the server reports the client gone (the body was read already, so nothing else arrives)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def read_recorded_body(request: Request, state: GatewayState, endpoint: str, name: str, operation: str) -> bytes:

@@ -15,7 +15,7 @@ from features.prompt import prompt_from_messages
 from serving.access.quotas import Ticket
 from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
-from serving.exchange import Exchange, read_recorded_body
+from serving.exchange import Exchange, read_recorded_body, unless_client_leaves
 from serving.openapi_spec import UPSTREAM_4XX, ChatCompletion, json_body, responses
 from serving.providers import sse
 from serving.providers.result import ProviderStream
@@ -68,7 +68,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
             return StreamingResponse(
                 forward, media_type=SSE_MEDIA_TYPE, headers=headers, background=BackgroundTask(forward.aclose)
             )
-        served = await state.failover.complete(decision.model, body, exchange.attempts)
+        served = await unless_client_leaves(request, state.failover.complete(decision.model, body, exchange.attempts))
         headers = exchange.served(served.model, headers)
         result = served.value
     except BaseException as exc:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
-from serving.exchange import Exchange, read_recorded_body
+from serving.exchange import Exchange, read_recorded_body, unless_client_leaves
 from serving.openapi_spec import UPSTREAM_4XX, EmbeddingList, json_body, responses
 from serving.request_span import request_attributes
 from serving.routing.policy import explicit
@@ -47,7 +47,7 @@ async def create_embeddings(request: Request, state: GatewayStateDep, caller: Ca
     )
     try:
         headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
-        served = await state.failover.embed(parsed.model, body, exchange.attempts)
+        served = await unless_client_leaves(request, state.failover.embed(parsed.model, body, exchange.attempts))
         headers = exchange.served(served.model, headers)
         result = served.value
     except BaseException as exc:

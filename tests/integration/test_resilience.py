@@ -305,6 +305,24 @@ def test_a_client_leaving_mid_stream_cancels_the_upstream_and_keeps_the_usage(
     assert span.attributes[a.COST_USD] > 0
 
 
+def test_a_client_leaving_before_a_whole_answer_cancels_the_upstream_call(
+    gateway: str, upstream: SlowUpstream, folder: Path
+) -> None:
+    """The dribbling upstream would take far longer than the client waits: the gateway must cancel it when the
+    client leaves (span 499), not keep calling until its own total deadline (which would record a 504)."""
+    before = {span.span_id for span in spans_in(folder)}
+    upstream.cut.clear()
+    body = {"model": "dribble", "messages": messages()}
+    with httpx.Client(timeout=0.4) as http, pytest.raises(httpx.ReadTimeout):
+        http.post(f"{gateway}/v1/chat/completions", json=body)
+    span = wait_for(
+        lambda: next((s for s in spans_in(folder) if s.span_id not in before and s.name == a.CHAT_SPAN_NAME), None),
+        "the request's span",
+    )
+    assert span.attributes[a.ERROR_TYPE] == "client_disconnected" and span.attributes[a.HTTP_STATUS] == 499
+    wait_for(lambda: "dribble" in upstream.cut, "the upstream to see its connection closed")
+
+
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/embeddings", "/v1/feedback", "/admin/keys"])
 def test_a_client_leaving_mid_body_is_recorded_without_a_traceback(
     gateway: str, folder: Path, caplog: pytest.LogCaptureFixture, route: str

@@ -120,6 +120,7 @@ def test_with_a_fallback_every_request_succeeds_at_20_percent_faults(
     assert not failed, f"{len(failed)} of {REQUESTS} failed: {Counter(o.error for o in failed)}"
     faults = _faults(proxies["primary"])
     assert all(faults.values()), f"some fault never fired: {faults}"  # the run really exercised each fault
+    print(f"with a fallback: {len(outcomes)} answered whole; proxy faults {faults}")  # shown with -s
 
 
 def test_without_a_fallback_every_error_arrives_within_its_deadline(
@@ -139,6 +140,8 @@ def test_without_a_fallback_every_error_arrives_within_its_deadline(
     assert not late, f"{len(late)} requests outlived the {TOTAL} s total deadline: {late[:3]}"
     assert sum(o.error is None and bool(o.text) for o in outcomes) >= REQUESTS * 0.6
     assert all(_faults(proxies["solo"]).values())
+    slowest = max(o.seconds for o in outcomes if o.error is not None)
+    print(f"without: errors {dict(errors)}, slowest error {slowest:.2f} s; proxy faults {_faults(proxies['solo'])}")
 
 
 def test_fault_proxy_counts_one_draw_per_request(gateway: tuple[str, dict[str, FaultProxy]]) -> None:

@@ -35,7 +35,7 @@ from serving.providers.upstream_errors import status_error
 from serving.resilience.deadlines import Deadlines
 from serving.resilience.settings import LimitSettings
 from serving.security.guarded_httpx import guarded_client
-from serving.security.ssrf import Allowlist
+from serving.security.ssrf import Allowlist, guarded_session
 
 CONTROL_PARAMETERS: Final = frozenset(
     {"api_base", "base_url", "api_key", "api_version", "extra_headers", "custom_llm_provider", "model_list"}
@@ -65,10 +65,15 @@ class LiteLLMAdapter:
     ) -> None:
         self._price_map = price_map
         self._limits = limits or LimitSettings()
-        # LiteLLM's OpenAI-compatible calls go through this client: the SSRF guard at connect time, no
-        # redirects. `litellm.aclient_session` is process-wide: one gateway per process, as `routeiq serve` runs.
-        self._client = guarded_client(allowlist or Allowlist())
+        # The SSRF guard at connect time on every LiteLLM call. OpenAI and Azure deployments use the OpenAI SDK,
+        # over `litellm.aclient_session` (process-wide: one gateway per process, as `routeiq serve` runs), which
+        # follows no redirect. The other providers use LiteLLM's aiohttp transport over the session passed with
+        # each call, whose resolver checks every connection, redirect hops included.
+        allowed = allowlist or Allowlist()
+        self._client = guarded_client(allowed)
         litellm.aclient_session = self._client
+        self._session = guarded_session(allowed)
+        self._guarded: dict[str, Any] = {"shared_session": self._session}
         # LiteLLM caches OpenAI clients (around the session of their day) by key and base URL only.
         litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
         self._by_id: dict[str, Deployment] = {}
@@ -98,12 +103,13 @@ class LiteLLMAdapter:
             litellm.aclient_session = None
             litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
         await self._client.aclose()
+        await self._session.close()
 
     async def complete(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
         """A non-streamed chat completion, re-encoded as OpenAI JSON."""
         try:
             async with Deadlines(self._limits, f"model {model_name!r}").total():
-                response = await self._router.acompletion(model=model_name, **_kwargs(body))
+                response = await self._router.acompletion(model=model_name, **_kwargs(body), **self._guarded)
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)
@@ -118,7 +124,7 @@ class LiteLLMAdapter:
         deadlines = Deadlines(self._limits, f"model {model_name!r}")
         try:
             async with deadlines.first_byte():
-                wrapper = await self._router.acompletion(model=model_name, **kwargs)
+                wrapper = await self._router.acompletion(model=model_name, **kwargs, **self._guarded)
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         meter = self._meter(wrapper, model_name, body)
@@ -130,7 +136,7 @@ class LiteLLMAdapter:
         """Embeddings, re-encoded as OpenAI JSON."""
         try:
             async with Deadlines(self._limits, f"model {model_name!r}").total():
-                response = await self._router.aembedding(model=model_name, **_kwargs(body))
+                response = await self._router.aembedding(model=model_name, **_kwargs(body), **self._guarded)
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)

@@ -15,9 +15,11 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Final
 from urllib.parse import urlsplit
 
+from aiohttp import ClientSession, TCPConnector, TraceConfig, TraceRequestStartParams
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
@@ -183,6 +185,26 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         """Nothing to release: lookups run on the loop's default executor."""
+
+
+def guarded_session(allowlist: Allowlist) -> ClientSession:
+    """An aiohttp session for callers that may follow redirects (LiteLLM's transport): names are checked by
+    `GuardedResolver` when connecting, and IP-literal hosts, which aiohttp never resolves, before each request,
+    so every hop of a redirect chain passes the guard."""
+    resolver = GuardedResolver(allowlist)
+
+    async def check_literal(_: ClientSession, __: SimpleNamespace, params: TraceRequestStartParams) -> None:
+        host = params.url.host or ""
+        literal = _literal(host.strip("[]"))
+        if literal is not None:
+            try:
+                check_addresses(host, (literal,), allowlist)
+            except UnsafeURLError as exc:
+                raise BlockedAddressError(errno.EACCES, str(exc)) from exc
+
+    tracing = TraceConfig()
+    tracing.on_request_start.append(check_literal)
+    return ClientSession(connector=TCPConnector(resolver=resolver), trace_configs=[tracing])
 
 
 def _result(host: str, address: IPAddress, port: int) -> ResolveResult:

@@ -15,6 +15,7 @@ import litellm
 import orjson
 from litellm.exceptions import Timeout
 from litellm.litellm_core_utils.core_helpers import UPSTREAM_USAGE_COST
+from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 from litellm.router import Router
 from litellm.types.router import RouterRateLimitError
 
@@ -46,6 +47,9 @@ ROUTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({"num_retries": 0, 
 """No retries and no cooldowns unless `router_settings` asks: the gateway reports each upstream failure as
 it happened, and a single-deployment name would otherwise turn one failure into minutes of 429s."""
 PLACEHOLDER_KEY: Final = "no-key"
+HANDLED: Final = frozenset({"anthropic"})
+"""Providers whose LiteLLM handler takes a `client=` HTTP handler (not an OpenAI SDK client): names served only
+by these get the guarded handler with each call."""
 _LITELLM_PREFIX: Final = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+(?:Exception|Error) - )?")
 
 
@@ -65,15 +69,23 @@ class LiteLLMAdapter:
     ) -> None:
         self._price_map = price_map
         self._limits = limits or LimitSettings()
-        # The SSRF guard at connect time on every LiteLLM call. OpenAI and Azure deployments use the OpenAI SDK,
+        # The SSRF guard at connect time on LiteLLM's calls. OpenAI and Azure deployments use the OpenAI SDK,
         # over `litellm.aclient_session` (process-wide: one gateway per process, as `routeiq serve` runs), which
-        # follows no redirect. The other providers use LiteLLM's aiohttp transport over the session passed with
-        # each call, whose resolver checks every connection, redirect hops included.
+        # follows no redirect. Providers LiteLLM runs over its aiohttp transport take the session passed with
+        # each call, and those that take an HTTP handler (Anthropic) a handler over that session; its resolver
+        # and request check see every connection, redirect hops included.
         allowed = allowlist or Allowlist()
         self._client = guarded_client(allowed)
         litellm.aclient_session = self._client
         self._session = guarded_session(allowed)
-        self._guarded: dict[str, Any] = {"shared_session": self._session}
+        self._handler = AsyncHTTPHandler(timeout=timeout_seconds, shared_session=self._session)
+        groups: dict[str, set[str]] = {}
+        for deployment in deployments:
+            groups.setdefault(deployment.model_name, set()).add(deployment.provider)
+        self._guards = {
+            name: {"shared_session": self._session, **({"client": self._handler} if providers <= HANDLED else {})}
+            for name, providers in groups.items()
+        }
         # LiteLLM caches OpenAI clients (around the session of their day) by key and base URL only.
         litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
         self._by_id: dict[str, Deployment] = {}
@@ -103,13 +115,14 @@ class LiteLLMAdapter:
             litellm.aclient_session = None
             litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
         await self._client.aclose()
+        await self._handler.close()  # type: ignore[no-untyped-call]
         await self._session.close()
 
     async def complete(self, model_name: str, body: Mapping[str, Any]) -> ProviderResult:
         """A non-streamed chat completion, re-encoded as OpenAI JSON."""
         try:
             async with Deadlines(self._limits, f"model {model_name!r}").total():
-                response = await self._router.acompletion(model=model_name, **_kwargs(body), **self._guarded)
+                response = await self._router.acompletion(model=model_name, **_kwargs(body), **self._guards[model_name])
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)
@@ -124,7 +137,7 @@ class LiteLLMAdapter:
         deadlines = Deadlines(self._limits, f"model {model_name!r}")
         try:
             async with deadlines.first_byte():
-                wrapper = await self._router.acompletion(model=model_name, **kwargs, **self._guarded)
+                wrapper = await self._router.acompletion(model=model_name, **kwargs, **self._guards[model_name])
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         meter = self._meter(wrapper, model_name, body)
@@ -136,7 +149,7 @@ class LiteLLMAdapter:
         """Embeddings, re-encoded as OpenAI JSON."""
         try:
             async with Deadlines(self._limits, f"model {model_name!r}").total():
-                response = await self._router.aembedding(model=model_name, **_kwargs(body), **self._guarded)
+                response = await self._router.aembedding(model=model_name, **_kwargs(body), **self._guards[model_name])
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)

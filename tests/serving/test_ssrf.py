@@ -190,10 +190,20 @@ async def _upstream(
         await runner.cleanup()
 
 
-PATHS = ("direct", "litellm", "groq")
-"""Every guarded call path: aiohttp with `GuardedResolver`; LiteLLM's OpenAI client over `guarded_client`; and a
-LiteLLM provider it runs over its aiohttp transport on `guarded_session` (Groq), which follows redirects."""
-MODELS = {"direct": "openai/m", "litellm": "openai/m", "groq": "groq/llama-3.1-8b-instant"}
+PATHS = ("direct", "litellm", "groq", "anthropic")
+"""Every guarded call path: aiohttp with `GuardedResolver`; LiteLLM's OpenAI client over `guarded_client`; a
+LiteLLM provider it runs over its aiohttp transport on `guarded_session` (Groq), and one that takes a handler
+over that session (Anthropic). Both of the last follow redirects."""
+MODELS = {
+    "direct": "openai/m",
+    "litellm": "openai/m",
+    "groq": "groq/llama-3.1-8b-instant",
+    "anthropic": "anthropic/claude-3-haiku-20240307",
+}
+ENDPOINTS = {"anthropic": "/v1/v1/messages"}
+"""Where a path posts a chat, if not to /v1/chat/completions (LiteLLM appends `/v1/messages` to `api_base`)."""
+FOLLOWERS = ("groq", "anthropic")
+"""Paths whose client follows redirects, each hop checked by the guard."""
 
 
 async def _complete(api_base: str, allowlist: Allowlist, path: str = "direct") -> Any:
@@ -245,8 +255,8 @@ def test_rebinding_to_loopback_after_the_config_check_is_refused_at_connect_time
             return seen, None
 
     seen, error = asyncio.run(scenario())
-    if reached:  # (LiteLLM's Groq handler then trips over the stand-in's answer; reaching it is the point)
-        assert seen == ["/v1/chat/completions"] and (error is None or path == "groq")
+    if reached:  # (LiteLLM's other handlers then trip over the stand-in's answer; reaching it is the point)
+        assert seen == [ENDPOINTS.get(path, "/v1/chat/completions")] and (error is None or path in FOLLOWERS)
     else:
         assert seen == [] and error is not None and error.status == 502
         if path == "direct":  # LiteLLM reports a connection error without its cause
@@ -283,8 +293,8 @@ def test_a_redirect_is_not_followed(target: str, path: str) -> None:
         return seen, other_seen, error.value
 
     seen, other_seen, error = asyncio.run(scenario())
-    assert seen == ["/v1/chat/completions"] and other_seen == []
+    assert seen == [ENDPOINTS.get(path, "/v1/chat/completions")] and other_seen == []
     assert error.status == 502
     refused = "which is cloud metadata" if target == "metadata" else "which is loopback"
-    expected = {"direct": "redirect (302), which is not followed", "litellm": "(HTTP 302)", "groq": refused}
-    assert expected[path] in str(error)
+    expected = {"direct": "redirect (302), which is not followed", "litellm": "(HTTP 302)"}
+    assert expected.get(path, refused) in str(error)

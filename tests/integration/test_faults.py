@@ -28,7 +28,9 @@ CONCURRENCY = 8
 PROXY_FAULT_RATE = 0.12
 """With the replay's 4% 429s and 4% 500s, about 20% of upstream calls fail."""
 REPLAY_RATES = {"rate_limit_rate": 0.04, "error_rate": 0.04}
-FIRST_BYTE, CHUNK_GAP, TOTAL = 1.0, 1.0, 3.0
+FIRST_BYTE, CHUNK_GAP, TOTAL = 2.0, 2.0, 4.0
+"""Wide enough for the healthy replay provider, which shares this process (and 2 cores) with the gateway, the
+proxies and 8 client threads; the drip fault (a byte every 50 ms) still misses them by far."""
 SLACK = 1.5
 """Seconds allowed beyond a deadline for the gateway to notice, answer, and the client to read it."""
 MESSAGES = [{"role": "user", "content": PROMPT}]
@@ -145,9 +147,10 @@ def test_without_a_fallback_every_error_arrives_within_its_deadline(
 
 
 def test_fault_proxy_counts_one_draw_per_request(gateway: tuple[str, dict[str, FaultProxy]]) -> None:
-    """The 20% is real: about PROXY_FAULT_RATE of the proxied requests got a fault (seeded draws)."""
+    """The 20% is real: about PROXY_FAULT_RATE of the proxied requests got a fault (seeded draws). A few
+    requests may skip the proxy while the primary's circuit is open."""
     _, proxies = gateway
     counts = proxies["primary"].counts
     total = sum(counts.values())
-    assert total >= REQUESTS
+    assert total >= REQUESTS * 0.8
     assert 0.05 <= (total - counts["ok"]) / total <= 0.2

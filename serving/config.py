@@ -14,7 +14,7 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from serving.exceptions import GatewayConfigError
-from serving.providers.deployment import Deployment
+from serving.providers.deployment import CONNECT_GUARDED, Deployment
 from serving.security.ssrf import UnsafeURLError, check_url
 from serving.settings import GatewaySettings
 
@@ -217,6 +217,14 @@ def _check_upstreams(config: GatewayConfig) -> None:
         if deployment.api_base is None:
             continue
         try:
-            check_url(deployment.api_base, allowlist)
+            checked = check_url(deployment.api_base, allowlist)
         except UnsafeURLError as exc:
             raise GatewayConfigError(f"{deployment.label}: api_base refused: {exc}") from exc
+        if deployment.provider not in CONNECT_GUARDED and not all(
+            allowlist.allows(checked.host, address) for address in checked.addresses
+        ):
+            raise GatewayConfigError(
+                f"{deployment.label}: LiteLLM calls {deployment.provider!r} with its own HTTP client, which the "
+                f"SSRF guard cannot check when it connects or follows a redirect; list {checked.host!r} in "
+                "routeiq_settings.security.upstream_allowlist to vouch for this api_base (docs/security.md)"
+            )

@@ -16,6 +16,9 @@ from serving.exceptions import GatewayConfigError
 DEFAULT_PROVIDER: Final = "openai"
 OPENAI_COMPATIBLE: Final = frozenset({"openai", "custom_openai", "hosted_vllm", "openai_like"})
 """LiteLLM providers whose `api_base` speaks the OpenAI HTTP API as is, so the direct path can call it."""
+CONNECT_GUARDED: Final = OPENAI_COMPATIBLE | frozenset({"anthropic", "groq"})
+"""Providers whose calls the SSRF guard checks at connect time, on the direct path or through LiteLLM (tested in
+tests/serving/test_ssrf.py); any other provider's `api_base` must be allow-listed by the operator."""
 DIRECT_PARAMS: Final = frozenset(
     {"model", "api_base", "api_key", "timeout", "stream_timeout", "input_cost_per_token", "output_cost_per_token"}
     | {"rpm", "tpm", "weight", "order", "tags", "max_parallel_requests"}

@@ -164,6 +164,20 @@ def test_config_allow_list_admits_loopback_and_rejects_typos() -> None:
         parse_config(_config("http://127.0.0.1:8100/v1", ["127.0.0.0/33"]))
 
 
+def test_an_api_base_only_litellm_can_call_must_be_vouched_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bedrock (among others) is called by LiteLLM with a client the guard cannot reach at connect time: a public
+    host name that passes the load-time check is refused unless the operator allow-lists it."""
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 443))]
+    )
+    bedrock = "bedrock/anthropic.claude-3-haiku"
+    with pytest.raises(GatewayConfigError, match=r"list 'bedrock\.example' in routeiq_settings\.security"):
+        parse_config(_config("https://bedrock.example/v1", model=bedrock))
+    assert parse_config(_config("https://bedrock.example/v1", ["bedrock.example"], model=bedrock))
+    for guarded in ("openai/m", "anthropic/claude-3-haiku-20240307", "groq/llama-3.1-8b-instant"):
+        assert parse_config(_config("https://api.example/v1", model=guarded))  # checked when connecting instead
+
+
 @contextlib.asynccontextmanager
 async def _upstream(
     status: int = 200, location: str = "", host: str = "127.0.0.1"

@@ -49,31 +49,22 @@ class Served(Generic[T]):
 
 
 class Failover:
-    """Calls `providers` with retries, fallbacks and circuit breakers (`routeiq_settings.failover`).
+    """Calls `providers` with retries, fallbacks and circuit breakers (`routeiq_settings.failover`)."""
 
-    `sleep` and `rng` are injectable so tests can run the backoff without waiting."""
-
-    def __init__(
-        self,
-        providers: Providers,
-        settings: FailoverSettings,
-        breakers: Breakers | None = None,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, providers: Providers, settings: FailoverSettings, breakers: Breakers | None = None) -> None:
         self._providers = providers
         self._settings = settings
         self.breakers = breakers or Breakers(settings.breaker)
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._rng = random.Random()
+        # The config loader has checked every fallback name, so each chain is fixed at start.
+        self._chains = {
+            name: tuple(dict.fromkeys((name, *settings.fallbacks.get(name, settings.default_fallbacks))))
+            for name in providers.names
+        }
 
     def chain(self, name: str) -> tuple[str, ...]:
-        """`name`, then its fallbacks (or the default ones), each once; names the gateway does not serve are
-        left out (the config loader refuses them, so this only matters for hand-built settings)."""
-        fallbacks = self._settings.fallbacks.get(name, self._settings.default_fallbacks)
-        served = set(self._providers.names)
-        return tuple(dict.fromkeys(n for n in (name, *fallbacks) if n == name or n in served))
+        """`name`, then its fallbacks (or the default ones), each once."""
+        return self._chains.get(name, (name,))
 
     async def complete(self, name: str, body: Mapping[str, Any], attempts: list[Attempt]) -> Served[ProviderResult]:
         """A non-streamed chat completion from `name` or a fallback; failed attempts are appended to `attempts`."""
@@ -137,7 +128,7 @@ class Failover:
         base = self._settings.backoff_seconds * 2 ** (retry - 1)
         wait = min(cap, max(asked or 0.0, base * self._rng.uniform(0.5, 1.5)))
         if wait > 0:
-            await self._sleep(wait)
+            await asyncio.sleep(wait)
         return True
 
 

@@ -9,21 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from features.prompt import prompt_id
-from features.schema import OUTCOME_SCHEMA, conform
 from serving.background_server import running_server
 from serving.config import GatewayConfig, parse_config
 from serving.replay import ReplaySettings
 from serving.replay import create_app as create_replay_app
+from tests.serving.conftest import PROMPT, UPSTREAM_MODELS, write_outcomes
 
-UPSTREAM_MODELS = ("alpha", "beta")
-PROMPT = "What is 2 + 2? Answer with one sentence."
 MASTER_KEY = "attack-suite-master-key-0123"
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 CHAT = "/v1/chat/completions"
@@ -53,25 +48,7 @@ class Counting:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     """A replay provider answering PROMPT as `alpha` and `beta`, counting what reaches it."""
-    rows = [
-        {
-            "prompt_id": prompt_id(PROMPT),
-            "prompt": PROMPT,
-            "task": "test",
-            "model": model,
-            "quality": 1.0,
-            "cost_usd": 0.001,
-            "cost_source": "recorded",
-            "input_tokens": 10,
-            "output_tokens": 2,
-            "response": f"4, says {model}",
-            "source": "unit",
-            "split": "test",
-        }
-        for model in UPSTREAM_MODELS
-    ]
-    path = tmp_path_factory.mktemp("replay") / "outcomes.parquet"
-    pq.write_table(conform(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)), path)
+    path = write_outcomes(tmp_path_factory.mktemp("replay") / "outcomes.parquet")
     calls: list[str] = []
     app = Counting(create_replay_app(ReplaySettings(outcomes=path)), calls)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")

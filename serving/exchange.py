@@ -80,6 +80,8 @@ class Exchange:
         self.started = time.perf_counter()
         self.span: Span = state.telemetry.tracer.start_span(name, kind=SpanKind.SERVER, attributes=attributes)
         self.model = ""
+        self.actor = ""
+        """Who made the request (`Principal.actor`: a key id, `master` or `anonymous`); set once authenticated."""
         self.attempts: list[Attempt] = []
         """Failed upstream attempts (retries, fallbacks, open circuits), recorded on the span when it ends."""
         self._ended = False

@@ -44,6 +44,8 @@ SERVED_MODEL: Final = "routeiq.served_model"
 """The model name that answered, set only when it is not `CHOSEN_MODEL` (a failover fallback answered)."""
 POLICY_RULE: Final = "routeiq.policy.rule"
 """The `routeiq_settings.policy` rule that allowed the request (absent when none matched and the default did)."""
+KEY_ID: Final = "routeiq.key.id"
+"""Who called: a virtual key id, `master`, or `anonymous` (never the key itself)."""
 FAILED_ATTEMPTS: Final = "routeiq.failover.attempts"
 """string[]: `model:reason` for each upstream attempt that failed (or was skipped) before the answer."""
 

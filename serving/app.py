@@ -49,6 +49,7 @@ log = logging.getLogger("routeiq.gateway")
 SERVED_ROUTES = (
     "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/feedback, /admin/router, /admin/keys, /metrics, /_health/*"
 )
+HOLD_MARGIN_SECONDS = 60.0
 ROUTER_WORKERS = 2
 """Threads that run router inference, so a slow router never blocks the event loop."""
 
@@ -92,6 +93,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         timeout_seconds=settings.upstream_timeout_seconds,
         allowlist=settings.security.allowlist(),
         limits=settings.limits,
+        provider_params=settings.requests.provider_params,
     )
     metrics_ = GatewayMetrics()
     telemetry = Telemetry(settings.telemetry)
@@ -131,8 +133,14 @@ def build_access(config: GatewayConfig) -> AccessControl:
         audit_log=open_audit_log(access.audit),
         master_key=config.master_key,
         audit_required=access.audit.required,
-        quotas=Quotas(open_quota_store(access.quotas), access.quotas.teams),
+        quotas=Quotas(open_quota_store(access.quotas), access.quotas.teams, _hold_seconds(config)),
     )
+
+
+def _hold_seconds(config: GatewayConfig) -> float:
+    """How long a quota reservation may hold: the longest an upstream call may take, and a minute to settle."""
+    total = config.settings.limits.total_seconds or config.settings.upstream_timeout_seconds
+    return total + HOLD_MARGIN_SECONDS
 
 
 def _count_rejection(scope: Scope, error: ApiError) -> None:

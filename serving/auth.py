@@ -1,13 +1,13 @@
 """The gateway's key check: the master key (`general_settings.master_key`, role admin) or a virtual key from
-the key store, as FastAPI dependencies. `/v1/*` takes any valid key; admin routes also need a role. With no
-master key and no virtual keys `/v1/*` stays open but admin routes deny. Health and metrics stay open.
-The same dependencies enforce `routeiq_settings.policy`, once per request (routes with a model: once parsed).
+the key store, as FastAPI dependencies (the model routes call the same checks from `serving.intake`). `/v1/*`
+takes any valid key; admin routes also need a role. With no master key and no virtual keys `/v1/*` stays open but
+admin routes deny. Health and metrics stay open. The same checks enforce `routeiq_settings.policy`, once per
+request (model routes: once the model is known).
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -17,7 +17,6 @@ from fastapi import Depends, Request
 from serving.access.audit import DENIED, AuditEntry
 from serving.access.guard import ANONYMOUS, Principal
 from serving.access.keys import Role
-from serving.access.quotas import Ticket
 from serving.exceptions import AuthenticationError, PermissionDeniedError
 from serving.policy.client_ip import FORWARDED_FOR, client_address
 from serving.policy.engine import PolicyDecision, RequestContext, evaluate
@@ -32,8 +31,6 @@ POLICY = "policy_decision"
 """Where the policy's `(model, PolicyDecision)` is kept on `request.state`, so it is evaluated once."""
 POLICY_ACTION = "policy.rule"
 """Audit action of a request a policy rule (or the policy's default) denied."""
-MODEL_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings"})
-"""Routes that call `allow_model` once the body is parsed: their policy is evaluated there, with the model."""
 
 
 def bearer_token(request: Request) -> str | None:
@@ -57,8 +54,7 @@ async def require_key(request: Request, state: GatewayStateDep) -> str:
     token = bearer_token(request)
     principal = await state.access.principal(token)
     setattr(request.state, PRINCIPAL, principal)
-    if request.url.path not in MODEL_ROUTES:
-        await enforce_policy(request, state, None)
+    await enforce_policy(request, state, None)
     return hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
 
 
@@ -95,8 +91,7 @@ async def allow_model(request: Request, state: GatewayStateDep, model: str) -> N
 
 async def enforce_policy(request: Request, state: GatewayState, model: str | None) -> PolicyDecision:
     """Evaluate `routeiq_settings.policy` for this request once: a later call returns the first decision,
-    unless it brings a model the first did not see (a model route missing from `MODEL_ROUTES` is then
-    evaluated twice, never without its model). A denial is audited with the rule and trace, then raised (403)."""
+    unless it brings a model the first did not see. A denial is audited with the rule and trace, then raised (403)."""
     found: tuple[str | None, PolicyDecision] | None = getattr(request.state, POLICY, None)
     if found is not None and (model is None or found[0] == model):
         return found[1]
@@ -113,6 +108,18 @@ async def enforce_policy(request: Request, state: GatewayState, model: str | Non
     details = {"rule": decision.rule, "model": model, "trace": list(decision.trace), "error": decision.error}
     await state.access.audit(AuditEntry(principal.actor, POLICY_ACTION, target, DENIED, details))
     raise PermissionDeniedError(denial_message(decision))
+
+
+def permitted_models(request: Request, state: GatewayState, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The `names` the caller may use: its key's `allowed_models`, and no policy rule denying it for that model
+    (evaluated quietly: narrowing a routed choice is not a denial). Routing and failover choose among these."""
+    principal = principal_of(request)
+    key = principal.key
+    allowed = names if key is None or not key.allowed_models else tuple(n for n in names if key.allows(n))
+    policy = state.config.settings.policy
+    if not policy.rules and policy.default == ALLOW:
+        return allowed
+    return tuple(n for n in allowed if evaluate(policy, policy_context(request, principal, n, policy)).allowed)
 
 
 def policy_attributes(request: Request) -> dict[str, str]:
@@ -157,12 +164,6 @@ def denial_message(decision: PolicyDecision) -> str:
         )
     told = decision.message or "ask the gateway's operator if it should be allowed (routeiq_settings.policy)"
     return f"Policy rule {decision.rule!r} denies this request: {told}"
-
-
-async def admit_quota(request: Request, state: GatewayStateDep) -> Ticket:
-    """429 when the caller's key or team is over its rpm/tpm/budget, 503 when the quota store is down; the
-    ticket charges the call's tokens and cost afterwards. The master key and anonymous callers pass freely."""
-    return await state.access.quotas.admit(principal_of(request).key, time.time())
 
 
 CallerDep = Annotated[str, Depends(require_key)]

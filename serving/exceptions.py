@@ -7,6 +7,7 @@ Pure exception classes; the app turns `GatewayError` into OpenAI-shaped response
     │   └── GatewayError                  a client gets {"error": {"message", "type", "param", "code"}}
     │       ├── InvalidRequestError       400 invalid_request_error   body not JSON, breaks the schema, bad value
     │       ├── ForbiddenParameterError   400 forbidden_parameter     api_base/base_url/api_key/extra_headers
+    │       ├── UnsupportedParameterError 400 unsupported_parameter   a field no allow-list admits (request_fields)
     │       ├── AuthenticationError       401 invalid_api_key         missing, wrong, expired or revoked key
     │       ├── PermissionDeniedError     403 permission_denied       the key's role or allowed_models refuse it
     │       ├── ModelNotFoundError        404 model_not_found         neither a deployment nor the virtual model
@@ -27,6 +28,9 @@ Pure exception classes; the app turns `GatewayError` into OpenAI-shaped response
 from __future__ import annotations
 
 from serving.api_error import AUTHENTICATION_TYPE, INVALID_REQUEST_TYPE, RATE_LIMIT_TYPE, SERVER_ERROR_TYPE, ApiError
+
+MAX_SHOWN_NAME = 64
+"""Longest client-chosen name an error message repeats (a field or model name can be megabytes long)."""
 
 
 class GatewayError(ApiError):
@@ -55,6 +59,23 @@ class ForbiddenParameterError(GatewayError):
             f"`{param}` cannot be set by a client: upstreams and their credentials come from the gateway's "
             "config (model_list); remove the field and pick a model by name.",
             param=param,
+        )
+
+
+class UnsupportedParameterError(GatewayError):
+    """A body field that is not a documented OpenAI request field nor a provider parameter the operator enabled."""
+
+    status = 400
+    error_type = INVALID_REQUEST_TYPE
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str) -> None:
+        shown = param if len(param) <= MAX_SHOWN_NAME else param[:MAX_SHOWN_NAME] + "…"
+        super().__init__(
+            f"Unrecognized request argument supplied: {shown!r}. The gateway forwards only OpenAI's documented "
+            "request fields; remove it (operators can forward a provider parameter by listing it in "
+            "routeiq_settings.requests.provider_params).",
+            param=shown,
         )
 
 

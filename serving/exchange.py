@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from serving.api_error import ApiError
 from serving.exceptions import ClientDisconnectedError
 from serving.providers.result import StreamSummary
-from serving.request_span import Usage, request_attributes, usage_attributes
+from serving.request_span import Usage, usage_attributes
 from serving.resilience.failover import Attempt
 from serving.routing.policy import Decision
 from serving.state import GatewayState
@@ -60,15 +60,6 @@ async def _disconnected(request: Request) -> None:
     """Returns once the server reports the client gone (the body was read already, so nothing else arrives)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-async def read_recorded_body(request: Request, state: GatewayState, endpoint: str, name: str, operation: str) -> bytes:
-    """`read_body`, and a client that leaves while sending the body of a model call still gets a span (499)."""
-    try:
-        return await read_body(request)
-    except ClientDisconnectedError as error:
-        Exchange(state, endpoint, name, request_attributes(operation, "", False)).fail(error)
-        raise
 
 
 class Exchange:

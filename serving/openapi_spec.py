@@ -21,8 +21,9 @@ UPSTREAM_4XX = "4XX"
 
 ERROR_MEANINGS = MappingProxyType[int | str, str](
     {
-        400: "invalid_request_error or forbidden_parameter: the body is not a JSON object, repeats a key, breaks the "
-        "schema, or sets a field only the gateway's config may set",
+        400: "invalid_request_error, unsupported_parameter or forbidden_parameter: the body is not a JSON object, "
+        "repeats a key, breaks the schema, carries a field that is not a documented OpenAI request field, or sets a "
+        "field only the gateway's config may set",
         401: "invalid_api_key: missing, wrong, expired or revoked key, or conflicting credentials",
         403: "permission_denied: the key's role or allowed_models, or a routeiq_settings.policy rule, refuse it",
         404: "model_not_found (neither a deployment nor the virtual model) or the upstream's own 404",

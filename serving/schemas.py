@@ -1,5 +1,5 @@
 """Request bodies the gateway accepts: the chat, embeddings and feedback schemas, strict on the fields the
-gateway reads, everything else passed through to the provider untouched. Parsing only.
+gateway reads; which other fields may pass to a provider is `serving.request_fields`' allow-list. Parsing only.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from serving.exceptions import ForbiddenParameterError, InvalidRequestError
+from serving.exceptions import InvalidRequestError
 from serving.openai_schema import STRICT, Message, StreamOptions, describe_errors
 
-FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key", "extra_headers", "api_version", "organization")
-"""Fields that would let a client pick the upstream or its credentials."""
-EXTENSION_FIELD = "routeiq"
-"""Body extension `{"routeiq": {"cost_weight": λ}}`; removed before the body goes upstream."""
+MAX_NAME_CHARS = 256
+"""Longest model name a request may send: names are looked up, recorded on spans and quoted in errors."""
 COST_WEIGHT_HEADER = "x-routeiq-cost-weight"
 SCHEMA = "OpenAI chat schema"
 MAX_OUTPUT_TOKENS = 1_000_000
@@ -53,7 +51,7 @@ class ChatRequest(BaseModel):
 
     model_config = STRICT
 
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -69,7 +67,7 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = STRICT
 
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     input: str | list[str] | list[int] | list[list[int]]
 
 
@@ -84,7 +82,7 @@ class FeedbackRequest(BaseModel):
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object in `raw`, with upstream-choosing fields refused."""
+    """The JSON object in `raw`: valid JSON, an object, re-encodable, no key repeated."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -102,9 +100,6 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             f"The request body has the key {_repeated_key(raw)} twice in one object; send each key once "
             "(JSON parsers disagree on which copy wins, so the gateway refuses rather than guess)."
         )
-    for field in FORBIDDEN_FIELDS:
-        if field in body:
-            raise ForbiddenParameterError(field)
     return body
 
 

@@ -5,11 +5,14 @@ A frozen pydantic model; reading the YAML file and LiteLLM's sections is `servin
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from registry import names
 from serving.access.settings import AccessSettings
 from serving.policy.rules import PolicySettings
+from serving.request_fields import CHAT_FIELDS, EMBEDDINGS_FIELDS, EXTENSION_FIELD, UPSTREAM_CHOICE
 from serving.resilience.settings import FailoverSettings, LimitSettings
 from serving.security.settings import SecuritySettings
 from serving.telemetry.settings import TelemetrySettings
@@ -18,6 +21,7 @@ DEFAULT_REFERENCE = f"models:/{names.REGISTERED_MODEL}/{names.PRODUCTION_STAGE}"
 """The registry reference the gateway watches unless told otherwise: the Production stage."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
 class SigningSettings(BaseModel):
@@ -90,6 +94,34 @@ class RoutingSettings(BaseModel):
         return min(max(cost_weight, self.min_cost_weight), self.max_cost_weight)
 
 
+class RequestSettings(BaseModel):
+    """Which body fields beyond OpenAI's documented ones may reach a provider (all others are refused, 400)."""
+
+    model_config = _FROZEN
+
+    provider_params: tuple[str, ...] = ()
+    """Provider parameters to forward besides OpenAI's fields (e.g. vLLM's `top_k`, `repetition_penalty`);
+    names only, never one that picks the upstream or its credentials, nor one LiteLLM acts on itself."""
+
+    @field_validator("provider_params")
+    @classmethod
+    def _plain_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not PARAM_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a parameter name (lower-case letters, digits and `_`)")
+            if name in UPSTREAM_CHOICE or name == EXTENSION_FIELD:
+                raise ValueError(f"{name!r} picks the upstream or its credentials and cannot be forwarded")
+        return names
+
+    def chat_fields(self) -> frozenset[str]:
+        """The fields a chat-completions body may carry."""
+        return CHAT_FIELDS | frozenset(self.provider_params)
+
+    def embeddings_fields(self) -> frozenset[str]:
+        """The fields an embeddings body may carry."""
+        return EMBEDDINGS_FIELDS | frozenset(self.provider_params)
+
+
 class GatewaySettings(BaseModel):
     """Everything the gateway needs beyond LiteLLM's `model_list`."""
 
@@ -117,3 +149,5 @@ class GatewaySettings(BaseModel):
     """Virtual keys, roles and the audit log (tables below)."""
     policy: PolicySettings = PolicySettings()
     """Declarative allow/deny rules evaluated before each request, first match wins (tables below)."""
+    requests: RequestSettings = RequestSettings()
+    """Which request fields reach providers (table below)."""

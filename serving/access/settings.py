@@ -53,6 +53,9 @@ class QuotaSettings(BaseModel):
     """Redis holding the counters when `backend` is `redis`; unreachable: `/v1/*` calls with limits get 503."""
     key_prefix: str = Field(default="routeiq:quota", min_length=1, max_length=128)
     """Prefix of every Redis key written, so several gateways (or tests) can share one Redis apart."""
+    reserve_output_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    """Output tokens a request reserves against tpm and budget when it sets no `max_tokens` and its model's
+    output limit is unknown (`model_info.max_output_tokens` or LiteLLM's price map give it otherwise)."""
     teams: dict[str, TeamLimits] = {}
     """Team name (the `team` of a key) → its limits (table below); teams not listed have no team limit."""
 

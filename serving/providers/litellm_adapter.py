@@ -4,9 +4,11 @@ its exceptions as gateway errors, and LiteLLM's bundled price map. Imported lazi
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
@@ -15,12 +17,13 @@ import litellm
 import orjson
 from litellm.exceptions import Timeout
 from litellm.litellm_core_utils.core_helpers import UPSTREAM_USAGE_COST
+from litellm.litellm_core_utils.get_supported_openai_params import get_supported_openai_params
 from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 from litellm.router import Router
 from litellm.types.router import RouterRateLimitError
+from litellm.types.utils import all_litellm_params
 
 from serving.exceptions import (
-    ForbiddenParameterError,
     GatewayConfigError,
     GatewayError,
     UpstreamError,
@@ -33,16 +36,14 @@ from serving.providers.deployment import OPENAI_COMPATIBLE, Deployment
 from serving.providers.pricing import PriceMap
 from serving.providers.result import LITELLM, Events, ProviderResult, ProviderStream
 from serving.providers.upstream_errors import status_error
+from serving.request_fields import CHAT_FIELDS, EMBEDDINGS_FIELDS, check_fields
 from serving.resilience.deadlines import Deadlines
 from serving.resilience.settings import LimitSettings
 from serving.security.guarded_httpx import guarded_client
 from serving.security.ssrf import Allowlist, guarded_session
 
-CONTROL_PARAMETERS: Final = frozenset(
-    {"api_base", "base_url", "api_key", "api_version", "extra_headers", "custom_llm_provider", "model_list"}
-    | {"mock_response", "mock_tool_calls", "fallbacks", "num_retries", "max_retries", "timeout", "caching"}
-)
-"""Keywords LiteLLM would act on rather than send upstream; a client body may not carry them."""
+PROVIDER_KEYWORDS: Final = frozenset({"thinking"})
+"""Keywords of `litellm.completion` that are provider request fields LiteLLM translates, not its own controls."""
 ROUTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({"num_retries": 0, "disable_cooldowns": True})
 """No retries and no cooldowns unless `router_settings` asks: the gateway reports each upstream failure as
 it happened, and a single-deployment name would otherwise turn one failure into minutes of 429s."""
@@ -50,6 +51,13 @@ PLACEHOLDER_KEY: Final = "no-key"
 HANDLED: Final = frozenset({"anthropic"})
 """Providers whose LiteLLM handler takes a `client=` HTTP handler (not an OpenAI SDK client): names served only
 by these get the guarded handler with each call."""
+CHAT: Final = "chat_completion"
+EMBEDDINGS: Final = "embeddings"
+CORE_FIELDS: Final = frozenset({"messages", "input", "stream", "stream_options"})
+"""Fields LiteLLM must see as keywords to make the call at all."""
+LITELLM_READS: Final = frozenset({"metadata"})
+"""OpenAI request fields that are also LiteLLM controls: never passed as keywords (only in `extra_body`, to
+OpenAI-compatible upstreams; other providers have no such field, so it is dropped for them)."""
 _LITELLM_PREFIX: Final = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+(?:Exception|Error) - )?")
 
 
@@ -66,9 +74,17 @@ class LiteLLMAdapter:
         *,
         limits: LimitSettings | None = None,
         allowlist: Allowlist | None = None,
+        provider_params: Collection[str] = (),
     ) -> None:
         self._price_map = price_map
         self._limits = limits or LimitSettings()
+        refused = sorted(set(provider_params) & control_keywords())
+        if refused:
+            raise GatewayConfigError(
+                f"routeiq_settings.requests.provider_params lists {', '.join(map(repr, refused))}, which LiteLLM "
+                "acts on itself (callbacks, retries, credentials, routing) instead of sending upstream; remove it"
+            )
+        self._fields = _Fields(CHAT_FIELDS | frozenset(provider_params), EMBEDDINGS_FIELDS | frozenset(provider_params))
         # The SSRF guard at connect time on LiteLLM's calls. OpenAI and Azure deployments use the OpenAI SDK,
         # over `litellm.aclient_session` (process-wide: one gateway per process, as `routeiq serve` runs), which
         # follows no redirect. Providers LiteLLM runs over its aiohttp transport take the session passed with
@@ -86,6 +102,9 @@ class LiteLLMAdapter:
             name: {"shared_session": self._session, **({"client": self._handler} if providers <= HANDLED else {})}
             for name, providers in groups.items()
         }
+        self._compatible = {name for name, providers in groups.items() if providers <= OPENAI_COMPATIBLE}
+        self._supported: dict[tuple[str, str], frozenset[str]] = {}
+        """(model name, request type) → the OpenAI fields LiteLLM forwards for it, looked up once."""
         # LiteLLM caches OpenAI clients (around the session of their day) by key and base URL only.
         litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
         self._by_id: dict[str, Deployment] = {}
@@ -122,7 +141,8 @@ class LiteLLMAdapter:
         """A non-streamed chat completion, re-encoded as OpenAI JSON."""
         try:
             async with Deadlines(self._limits, f"model {model_name!r}").total():
-                response = await self._router.acompletion(model=model_name, **_kwargs(body), **self._guards[model_name])
+                kwargs = self._kwargs(model_name, body, self._fields.chat)
+                response = await self._router.acompletion(model=model_name, **kwargs, **self._guards[model_name])
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)
@@ -130,7 +150,7 @@ class LiteLLMAdapter:
 
     async def stream(self, model_name: str, body: Mapping[str, Any]) -> ProviderStream:
         """A streamed chat completion as OpenAI SSE; the usage chunk reaches the client only if it asked."""
-        kwargs = _kwargs(body)
+        kwargs = self._kwargs(model_name, body, self._fields.chat)
         options = body.get("stream_options")
         client_options = dict(options) if isinstance(options, Mapping) else {}
         kwargs.update(stream=True, stream_options={**client_options, "include_usage": True})
@@ -149,17 +169,50 @@ class LiteLLMAdapter:
         """Embeddings, re-encoded as OpenAI JSON."""
         try:
             async with Deadlines(self._limits, f"model {model_name!r}").total():
-                response = await self._router.aembedding(model=model_name, **_kwargs(body), **self._guards[model_name])
+                kwargs = self._kwargs(model_name, body, self._fields.embeddings, EMBEDDINGS)
+                response = await self._router.aembedding(model=model_name, **kwargs, **self._guards[model_name])
         except Exception as exc:
             raise self._error(exc, model_name) from exc
         data = _openai_dict(response)
         return self._meter(response, model_name, body).result(orjson.dumps(data), data)
 
+    def _kwargs(
+        self, model_name: str, body: Mapping[str, Any], allowed: frozenset[str], request_type: str = CHAT
+    ) -> dict[str, Any]:
+        """The body as LiteLLM keywords. Only allow-listed fields pass (the request schema has refused the rest;
+        this is the second line). For OpenAI-compatible upstreams, fields LiteLLM would drop or act on itself
+        (`user`, `metadata`, newer OpenAI fields) travel in `extra_body`, which LiteLLM sends as they are."""
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        supported = self._supported.get((model_name, request_type))
+        if supported is None:
+            deployment = self.deployment_of(model_name)
+            supported = _supported(deployment.upstream_model, deployment.provider, request_type)
+            self._supported[(model_name, request_type)] = supported
+        for key, value in body.items():
+            if key == "model":
+                continue
+            if key not in allowed:
+                check_fields({key: value}, allowed)  # raises the 400 that names it
+            if key in CORE_FIELDS or (key in supported and key not in LITELLM_READS):
+                kwargs[key] = value
+            elif model_name in self._compatible:
+                extra[key] = value
+            elif key not in LITELLM_READS:
+                kwargs[key] = value
+        if extra:
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    def deployment_of(self, model_name: str) -> Deployment:
+        """The first deployment named `model_name`."""
+        return next(d for d in self._by_id.values() if d.model_name == model_name)
+
     def _meter(self, answer: object, model_name: str, body: Mapping[str, Any]) -> Meter:
         hidden = getattr(answer, "_hidden_params", None) or {}
         deployment = self._by_id.get(str(hidden.get("model_id")))
         if deployment is None:  # LiteLLM did not say: any deployment of the name has the same provider
-            deployment = next(d for d in self._by_id.values() if d.model_name == model_name)
+            deployment = self.deployment_of(model_name)
         return Meter(deployment, LITELLM, self._price_map, body)
 
     def _error(self, exc: Exception, model_name: str, chosen: Deployment | None = None) -> GatewayError:
@@ -179,11 +232,25 @@ class LiteLLMAdapter:
         return UpstreamError(f"{where} failed ({type(exc).__name__}: {_message(exc)})")
 
 
-def _kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
-    for key in body:
-        if key in CONTROL_PARAMETERS or key.startswith("litellm_"):
-            raise ForbiddenParameterError(key)
-    return {key: value for key, value in body.items() if key != "model"}
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """The request fields this adapter passes on: OpenAI's, plus the operator's provider parameters."""
+
+    chat: frozenset[str]
+    embeddings: frozenset[str]
+
+
+def control_keywords() -> frozenset[str]:
+    """Every keyword LiteLLM's calls act on themselves (callbacks, credentials, retries, mocks, routing...):
+    its own parameter list and the keywords of `completion`/`embedding` that are not OpenAI request fields."""
+    signatures = (*inspect.signature(litellm.completion).parameters, *inspect.signature(litellm.embedding).parameters)
+    openai = CHAT_FIELDS | EMBEDDINGS_FIELDS | PROVIDER_KEYWORDS
+    return frozenset(all_litellm_params) | (frozenset(signatures) - openai)
+
+
+def _supported(model: str, provider: str, request_type: str) -> frozenset[str]:
+    found = get_supported_openai_params(model=model, custom_llm_provider=provider, request_type=request_type)  # type: ignore[arg-type]
+    return frozenset(found or ())
 
 
 async def _events(wrapper: Any, deadlines: Deadlines, error: Callable[[Exception], GatewayError]) -> Events:

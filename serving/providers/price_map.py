@@ -46,11 +46,7 @@ class BundledPriceMap:
 
     def __call__(self, upstream_model: str, provider: str, input_tokens: int, output_tokens: int) -> float | None:
         """USD for these token counts, or None when the map has no per-token price for the model at `provider`."""
-        entry = self._entries.get(f"{provider}/{upstream_model}")
-        if entry is None:
-            bare = self._entries.get(upstream_model)
-            # A bare name is some provider's model: a self-hosted namesake is not priced like it.
-            entry = bare if bare is not None and bare.get("litellm_provider") == provider else None
+        entry = self._entry(upstream_model, provider)
         if entry is None:
             return None
         input_price, output_price = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
@@ -58,3 +54,17 @@ class BundledPriceMap:
             return None
         output_price = output_price if isinstance(output_price, int | float) else 0.0
         return float(input_tokens * input_price + output_tokens * output_price)
+
+    def max_output_tokens(self, upstream_model: str, provider: str) -> int | None:
+        """The most tokens the model writes in one answer, when the map knows it."""
+        entry = self._entry(upstream_model, provider)
+        found = entry.get("max_output_tokens") if entry is not None else None
+        return found if isinstance(found, int) and found > 0 else None
+
+    def _entry(self, upstream_model: str, provider: str) -> Mapping[str, Any] | None:
+        entry = self._entries.get(f"{provider}/{upstream_model}")
+        if entry is None:
+            bare = self._entries.get(upstream_model)
+            # A bare name is some provider's model: a self-hosted namesake is not priced like it.
+            entry = bare if bare is not None and bare.get("litellm_provider") == provider else None
+        return entry

@@ -5,20 +5,24 @@ Built from the config, started and closed by the app lifespan; it never imports 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from serving.exceptions import GatewayConfigError
 from serving.providers.deployment import Deployment
 from serving.providers.direct import DirectClient
 from serving.providers.price_map import BundledPriceMap
-from serving.providers.pricing import PriceMap
+from serving.providers.pricing import PriceMap, request_cost
 from serving.providers.result import DIRECT, LITELLM, CallPath, ProviderResult, ProviderStream
 from serving.resilience.settings import LimitSettings
 from serving.security.ssrf import Allowlist, GuardedResolver
 
 if TYPE_CHECKING:
     from serving.providers.litellm_adapter import LiteLLMAdapter
+
+LOCAL_PRICE_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
+"""Makes LiteLLM read its bundled price map at import instead of downloading one; set before importing it."""
 
 
 class Providers:
@@ -41,6 +45,7 @@ class Providers:
         *,
         limits: LimitSettings | None = None,
         allowlist: Allowlist | None = None,
+        provider_params: Collection[str] = (),
     ) -> None:
         if not deployments:
             raise GatewayConfigError("model_list is empty; configure at least one deployment")
@@ -56,6 +61,8 @@ class Providers:
         self._router_settings = dict(router_settings or {})
         self._limits = limits
         self._allowlist = allowlist or Allowlist()
+        self._provider_params = tuple(provider_params)
+        self._price_map: BundledPriceMap | None = None
         self._client: DirectClient | None = None
         self._adapter: LiteLLMAdapter | None = None
         self._started = False
@@ -76,6 +83,28 @@ class Providers:
         except KeyError:
             raise KeyError(f"no deployment is named {name!r}; check `name in Providers.names` first") from None
 
+    def max_output_tokens(self, name: str) -> int | None:
+        """The most tokens one answer of `name` can hold: `model_info.max_output_tokens`, else LiteLLM's price map,
+        else None (the largest over the name's deployments)."""
+        found: list[int] = []
+        for deployment in self.deployments(name):
+            configured = deployment.model_info.get("max_output_tokens")
+            if isinstance(configured, int) and configured > 0:
+                found.append(configured)
+            elif self._price_map is not None:
+                mapped = self._price_map.max_output_tokens(deployment.upstream_model, deployment.provider)
+                found += [mapped] if mapped is not None else []
+        return max(found) if found else None
+
+    def max_cost(self, names: Sequence[str], input_tokens: int, output_tokens: int) -> float:
+        """The most a call with these token counts can cost on any deployment of `names` (0 where unpriced)."""
+        costs = [
+            request_cost(deployment, input_tokens, output_tokens, None, self._price_map).usd
+            for name in names
+            for deployment in self.deployments(name)
+        ]
+        return max(costs, default=0.0)
+
     def path(self, name: str) -> CallPath:
         """How calls to `name` are made."""
         self.deployments(name)
@@ -89,9 +118,11 @@ class Providers:
         every = [d for group in self._groups.values() for d in group]
         routed = [d for name, group in self._groups.items() if name not in self._direct for d in group]
         if any(d.prices is None for d in every):
-            price_map = BundledPriceMap((d.upstream_model, d.provider) for d in every)
+            price_map = self._price_map = BundledPriceMap((d.upstream_model, d.provider) for d in every)
         if routed:
-            # LiteLLM is imported only when a deployment needs it (~140 MB).
+            # LiteLLM is imported only when a deployment needs it (~140 MB). Unless told otherwise, importing it
+            # fetches its price map from the internet: the gateway makes no call the operator did not configure.
+            os.environ[LOCAL_PRICE_MAP_VARIABLE] = "True"
             from serving.providers import litellm_adapter
 
             self._adapter = litellm_adapter.LiteLLMAdapter(
@@ -102,6 +133,7 @@ class Providers:
                 price_map,
                 limits=self._limits,
                 allowlist=self._allowlist,
+                provider_params=self._provider_params,
             )
         if self._direct:
             resolver = GuardedResolver(self._allowlist)

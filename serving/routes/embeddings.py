@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
-from serving.exchange import Exchange, read_recorded_body, unless_client_leaves
+from serving.exchange import unless_client_leaves
+from serving.intake import Surface, admit
 from serving.openapi_spec import UPSTREAM_4XX, EmbeddingList, json_body, responses
-from serving.request_span import request_attributes
 from serving.routing.policy import explicit
-from serving.schemas import EmbeddingsRequest, parse_body, validate
+from serving.schemas import EmbeddingsRequest
+from serving.settings import RequestSettings
 from serving.state import GatewayStateDep
 from serving.telemetry import attributes as a
 
 ENDPOINT = "embeddings"
 OPERATION = "embeddings"
+EMBEDDINGS = Surface(
+    ENDPOINT,
+    a.EMBEDDINGS_SPAN_NAME,
+    OPERATION,
+    "OpenAI embeddings schema",
+    RequestSettings.embeddings_fields,
+    writes_tokens=False,
+)
 
 router = APIRouter()
 
@@ -26,33 +34,26 @@ router = APIRouter()
     responses=responses(EmbeddingList, 400, 401, 403, 404, 429, 502, 503, 504, UPSTREAM_4XX),
     openapi_extra=json_body(EmbeddingsRequest, "An OpenAI embeddings body for a named deployment."),
 )
-async def create_embeddings(request: Request, state: GatewayStateDep, caller: CallerDep) -> Response:
-    body = parse_body(await read_recorded_body(request, state, ENDPOINT, a.EMBEDDINGS_SPAN_NAME, OPERATION))
-    parsed = validate(EmbeddingsRequest, body, "OpenAI embeddings schema")
-    await allow_model(request, state, parsed.model)
-    virtual = state.config.settings.routing.virtual_model
-    if parsed.model == virtual:
-        raise InvalidRequestError(
-            f"{virtual!r} routes chat completions only; name an embedding deployment from GET /v1/models",
-            param="model",
-        )
-    if parsed.model not in state.providers.names:
-        raise ModelNotFoundError(parsed.model, virtual)
-    ticket = await admit_quota(request, state)
-    exchange = Exchange(
-        state,
-        ENDPOINT,
-        a.EMBEDDINGS_SPAN_NAME,
-        request_attributes(OPERATION, parsed.model, False) | policy_attributes(request),
-    )
+async def create_embeddings(request: Request, state: GatewayStateDep) -> Response:
+    admitted = await admit(request, state, EMBEDDINGS, EmbeddingsRequest)
+    model, exchange = admitted.parsed.model, admitted.exchange
     try:
-        headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
-        served = await unless_client_leaves(request, state.failover.embed(parsed.model, body, exchange.attempts))
+        virtual = state.config.settings.routing.virtual_model
+        if model == virtual:
+            raise InvalidRequestError(
+                f"{virtual!r} routes chat completions only; name an embedding deployment from GET /v1/models",
+                param="model",
+            )
+        if model not in state.providers.names:
+            raise ModelNotFoundError(model, virtual)
+        headers = exchange.decided(explicit(model), {a.CHOSEN_MODEL: model})
+        await admitted.reserve(state, state.failover.chain(model))
+        served = await unless_client_leaves(request, state.failover.embed(model, admitted.body, exchange.attempts))
         headers = exchange.served(served.model, headers)
         result = served.value
     except BaseException as exc:
-        exchange.fail(exc)
+        await admitted.fail(exc)
         raise
     exchange.succeed(result, result.provider, result.cost.usd, result.cost.source)
-    await ticket.charge(result.input_tokens + result.output_tokens, result.cost.usd)
+    await admitted.ticket.settle(result.input_tokens + result.output_tokens, result.cost.usd)
     return Response(result.body, media_type="application/json", headers=headers)

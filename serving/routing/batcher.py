@@ -3,7 +3,8 @@ together in its next call, so under load one featurize-and-predict serves many r
 
 No request waits for a batch to fill: when the router is idle a lone request is sent at once, so latency at
 low load is that of a single decision. One batch per router is in flight at a time; they run in the gateway's
-router executor, off the event loop.
+router executor, off the event loop. Requests may narrow the candidates (a key allowed only some models): a batch
+predicts once per distinct candidate set.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ MAX_BATCH: Final = 64
 class _Waiting:
     prompt: str
     cost_weight: float
+    candidates: tuple[str, ...]
     future: asyncio.Future[RoutedDecision]
 
 
@@ -44,11 +46,14 @@ class DecisionBatcher:
         self._max_batch = max_batch
         self._queues: dict[int, _Queue] = {}
 
-    def decide(self, router: ActiveRouter, prompt: str, cost_weight: float) -> asyncio.Future[RoutedDecision]:
-        """A future of this prompt's decision; cancelling it (a missed budget) drops only this request."""
+    def decide(
+        self, router: ActiveRouter, prompt: str, cost_weight: float, candidates: tuple[str, ...] | None = None
+    ) -> asyncio.Future[RoutedDecision]:
+        """A future of this prompt's decision among `candidates` (default: all of the router's); cancelling it
+        (a missed budget) drops only this request."""
         loop = asyncio.get_running_loop()
         queue = self._queues.setdefault(id(router), _Queue(router))
-        waiting = _Waiting(prompt, cost_weight, loop.create_future())
+        waiting = _Waiting(prompt, cost_weight, candidates or router.candidates, loop.create_future())
         queue.waiting.append(waiting)
         if not queue.busy:
             self._submit(loop, queue)
@@ -61,9 +66,7 @@ class DecisionBatcher:
             self._finish(loop, queue)
             return
         queue.busy = True
-        prompts = [w.prompt for w in batch]
-        weights = [w.cost_weight for w in batch]
-        work = loop.run_in_executor(self._executor, _decide_batch, queue.router, prompts, weights)
+        work = loop.run_in_executor(self._executor, _decide_batch, queue.router, batch)
         work.add_done_callback(_deliver_then(batch, lambda: self._finish(loop, queue)))
 
     def _finish(self, loop: asyncio.AbstractEventLoop, queue: _Queue) -> None:
@@ -92,5 +95,17 @@ def _deliver_then(
     return deliver
 
 
-def _decide_batch(router: ActiveRouter, prompts: list[str], weights: list[float]) -> list[RoutedDecision]:
-    return router.model.decide_each(prompts, router.candidates, weights, ids=[""] * len(prompts))
+def _decide_batch(router: ActiveRouter, batch: Sequence[_Waiting]) -> list[RoutedDecision]:
+    """The batch's decisions in order: one `decide_each` per distinct candidate set (usually just one)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, waiting in enumerate(batch):
+        groups.setdefault(waiting.candidates, []).append(index)
+    decided: list[RoutedDecision | None] = [None] * len(batch)
+    for candidates, rows in groups.items():
+        prompts = [batch[i].prompt for i in rows]
+        weights = [batch[i].cost_weight for i in rows]
+        for i, decision in zip(
+            rows, router.model.decide_each(prompts, candidates, weights, ids=[""] * len(rows)), strict=True
+        ):
+            decided[i] = decision
+    return [d for d in decided if d is not None]

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -30,7 +30,8 @@ BY_NAME = attributes.DECISION_EXPLICIT
 NO_ROUTER = "no_router"
 TIMEOUT = "timeout"
 ROUTER_ERROR = "error"
-"""Why the fallback answered."""
+NOT_ALLOWED = "no_allowed_candidate"
+"""Why the fallback answered (`NOT_ALLOWED`: the caller may use none of the router's candidates)."""
 
 
 @dataclass(frozen=True)
@@ -88,29 +89,47 @@ class RoutingPolicy:
             return challenger
         return self.champion
 
-    async def decide(self, prompt: str, cost_weight: float, assignment_key: str) -> Decision:
+    def permitted(self, allowed: Callable[[str], bool] | None) -> tuple[str, ...]:
+        """The served deployments `allowed` admits (all of them when it is None), in config order."""
+        return self.served if allowed is None else tuple(m for m in self.served if allowed(m))
+
+    async def decide(
+        self, prompt: str, cost_weight: float, assignment_key: str, served: tuple[str, ...] | None = None
+    ) -> Decision:
+        """The deployment for `prompt`, chosen among `served` (the deployments this caller may use; default all,
+        never empty): the router's candidates are narrowed to it, and so are exploration and the fallback."""
+        served = served or self.served
         slot = self.slot_for(assignment_key)
         arm = slot.name if self.challenger is not None else None
         router = slot.active
         if router is None:
-            return self._fallback(NO_ROUTER, cost_weight, arm)
+            return self._fallback(NO_ROUTER, cost_weight, arm, served)
+        candidates = router.candidates if served is self.served else tuple(m for m in router.candidates if m in served)
+        if not candidates:
+            return self._fallback(NOT_ALLOWED, cost_weight, arm, served, router)
         budget = self.routing.budget_ms / 1000.0
         began = time.perf_counter()
-        call = self._batcher.decide(router, prompt, cost_weight)
+        call = self._batcher.decide(router, prompt, cost_weight, candidates)
         try:
             routed = await asyncio.wait_for(call, budget)
         except TimeoutError:
-            return self._fallback(TIMEOUT, cost_weight, arm, router)
+            return self._fallback(TIMEOUT, cost_weight, arm, served, router)
         except Exception:
             log.exception("router version %s failed to decide; answering with the fallback", router.label)
-            return self._fallback(ROUTER_ERROR, cost_weight, arm, router)
+            return self._fallback(ROUTER_ERROR, cost_weight, arm, served, router)
         if time.perf_counter() - began > budget:
             # Delivered together with the timer that should have cut it off: late all the same.
-            return self._fallback(TIMEOUT, cost_weight, arm, router)
-        return self._explore(routed, router, cost_weight, arm)
+            return self._fallback(TIMEOUT, cost_weight, arm, served, router)
+        return self._explore(routed, router, candidates, cost_weight, arm)
 
-    def _explore(self, routed: RoutedDecision, router: ActiveRouter, cost_weight: float, arm: str | None) -> Decision:
-        candidates = router.candidates
+    def _explore(
+        self,
+        routed: RoutedDecision,
+        router: ActiveRouter,
+        candidates: tuple[str, ...],
+        cost_weight: float,
+        arm: str | None,
+    ) -> Decision:
         epsilon = self.routing.epsilon
         greedy = routed.model
         chosen, by = greedy, BY_ROUTER
@@ -130,13 +149,18 @@ class RoutingPolicy:
         )
 
     def _fallback(
-        self, reason: str, cost_weight: float, arm: str | None, router: ActiveRouter | None = None
+        self,
+        reason: str,
+        cost_weight: float,
+        arm: str | None,
+        served: tuple[str, ...],
+        router: ActiveRouter | None = None,
     ) -> Decision:
         fixed = self.routing.fallback_model
-        if fixed:
+        if fixed and fixed in served:
             model, propensity = fixed, 1.0
         else:
-            model, propensity = self._rng.choice(self.served), 1.0 / len(self.served)
+            model, propensity = self._rng.choice(served), 1.0 / len(served)
         return Decision(
             model=model,
             by=BY_FALLBACK,

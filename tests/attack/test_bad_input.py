@@ -126,7 +126,7 @@ def test_deeply_nested_json_is_a_400(gateway: Gateway, raw: bytes) -> None:
 def test_nesting_up_to_the_limit_passes(gateway: Gateway) -> None:
     deep = b"[" * 100 + b"]" * 100
     raw = b'{"model": "alpha", "messages": [{"role": "user", "content": "What is 2 + 2? Answer with one sentence."}]'
-    response = gateway.post(CHAT, raw + b', "metadata_x": ' + deep + b"}")
+    response = gateway.post(CHAT, raw + b', "metadata": {"nested": ' + deep + b"}}")
     assert response.status_code == 200, response.text
 
 

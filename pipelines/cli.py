@@ -1,6 +1,7 @@
 """The `routeiq` command line: thin commands that parse options and call the modules that do the work.
 
-User errors become one line on stderr and exit code 2; nothing heavy is imported until a command runs.
+User errors become one line on stderr and exit code 2 (`pipelines.cli_errors`); nothing heavy is imported
+until a command runs.
 """
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from pipelines.cli_errors import CliError, registry_errors, run
 
 app = typer.Typer(
     help="RouteIQ: an AI gateway whose routing policy is a learned, registered model.", no_args_is_help=True
@@ -22,12 +25,12 @@ app.add_typer(models_app, name="models")
 report_app = typer.Typer(help="Generated reports for docs/.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 DEFAULT_OUTCOMES = Path("data/outcomes/routerbench.parquet")
+PORT_HELP = "Port to listen on, 1..65535 (0: any free port, printed at start)."
 
-USER_ERROR_EXIT = 2
 
-
-class CliError(Exception):
-    """An error the user can fix; its message is printed as one line."""
+def rate_option(help: str) -> Any:
+    """An option holding a probability per request, in [0, 1]."""
+    return typer.Option(min=0.0, max=1.0, help=help)
 
 
 @data_app.command("import")
@@ -71,38 +74,45 @@ def data_summary(
 def replay_provider(
     outcomes: Annotated[Path, typer.Option(help="Outcome table whose recorded answers are served.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    port: Annotated[int, typer.Option(help=PORT_HELP)] = 8001,
     latency: Annotated[Path | None, typer.Option(help="YAML/JSON latency model (see docs/replay-provider.md).")] = None,
-    error_rate: Annotated[float, typer.Option(help="Share of requests answered 500.")] = 0.0,
-    rate_limit_rate: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
-    stall_rate: Annotated[float, typer.Option(help="Share of requests that stall first.")] = 0.0,
-    stall_seconds: Annotated[float, typer.Option(help="How long a stall lasts.")] = 30.0,
-    broken_stream_rate: Annotated[float, typer.Option(help="Share of streams cut before their end.")] = 0.0,
+    error_rate: Annotated[float, rate_option("Share of requests answered 500.")] = 0.0,
+    rate_limit_rate: Annotated[float, rate_option("Share of requests answered 429.")] = 0.0,
+    retry_after_seconds: Annotated[int, typer.Option(min=0, help="Retry-After of the injected 429s.")] = 1,
+    stall_rate: Annotated[float, rate_option("Share of requests that stall first.")] = 0.0,
+    stall_seconds: Annotated[float, typer.Option(min=0.0, help="How long a stall lasts.")] = 30.0,
+    broken_stream_rate: Annotated[float, rate_option("Share of streams cut before their end.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of jitter and faults.")] = 0,
 ) -> None:
-    """Serve recorded answers as an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models)."""
+    """Serve recorded answers as an OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions and
+    /v1/embeddings); prints one line when it listens: where, and which models and how many prompts."""
     from serving.replay import LatencyModel, ReplaySettings, serve
+    from serving.replay.exceptions import ReplaySetupError
 
     if not outcomes.is_file():
         raise CliError(f"outcome table {outcomes} not found; create it with 'routeiq data import'")
-    settings = ReplaySettings(
-        outcomes=outcomes,
-        latency=ReplaySettings.latency_from_file(latency) if latency else LatencyModel(),
-        error_rate=error_rate,
-        rate_limit_rate=rate_limit_rate,
-        stall_rate=stall_rate,
-        stall_seconds=stall_seconds,
-        broken_stream_rate=broken_stream_rate,
-        seed=seed,
-    )
-    serve(settings, host=host, port=port)
+    try:
+        settings = ReplaySettings(
+            outcomes=outcomes,
+            latency=ReplaySettings.latency_from_file(latency) if latency else LatencyModel(),
+            error_rate=error_rate,
+            rate_limit_rate=rate_limit_rate,
+            retry_after_seconds=retry_after_seconds,
+            stall_rate=stall_rate,
+            stall_seconds=stall_seconds,
+            broken_stream_rate=broken_stream_rate,
+            seed=seed,
+        )
+        serve(settings, host=host, port=port, announce=typer.echo)
+    except ReplaySetupError as exc:
+        raise CliError(str(exc)) from exc
 
 
 @app.command("serve")
 def serve_command(
     config: Annotated[Path, typer.Option(help="Gateway config: LiteLLM's format plus routeiq_settings.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
+    port: Annotated[int, typer.Option(help=PORT_HELP)] = 4000,
     access_log: Annotated[
         bool, typer.Option(help="Log a line per request (every request is also a span); costs ~10% throughput.")
     ] = False,
@@ -204,9 +214,10 @@ def train_command(
         raise CliError(f"outcome table {outcomes} not found; run 'dvc repro import' or 'routeiq data import'")
     families = resolve_families(family)
     budget = trials or trials_from_params(Path("params.yaml"), families, default=10)
-    results = train(
-        outcomes, families, trials=budget, seed=seed, progress=typer.echo, custom=custom_path(Path("params.yaml"))
-    )
+    with registry_errors():
+        results = train(
+            outcomes, families, trials=budget, seed=seed, progress=typer.echo, custom=custom_path(Path("params.yaml"))
+        )
     typer.echo(f"\n{'family':<22} {'version':>7} {'valid AIQ':>10} {'test AIQ':>9} {'trials':>6}")
     for r in results:
         typer.echo(
@@ -223,7 +234,8 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     from registry.versions import list_versions
 
     tracking.configure()
-    versions = list_versions(MlflowClient())
+    with registry_errors():
+        versions = list_versions(MlflowClient())
     if as_json:
         typer.echo(json.dumps([v.__dict__ for v in versions], indent=2, default=list))
         return
@@ -254,8 +266,9 @@ def promote_command(
         raise CliError("pass exactly one of --version N or --best")
     tracking.configure()
     client = MlflowClient()
-    candidate = best_version(list_versions(client)) if best else get_version(client, int(version or 0))
-    done = promote(client, candidate, force=force, reason=reason)
+    with registry_errors():
+        candidate = best_version(list_versions(client)) if best else get_version(client, int(version or 0))
+        done = promote(client, candidate, force=force, reason=reason)
     before = f"version {done.previous.version}" if done.previous else "nothing"
     typer.echo(
         f"promoted version {candidate.version} ({candidate.family}) to Production, replacing {before}"
@@ -278,7 +291,8 @@ def route_command(
     from routers.routing_model import RoutingModel
 
     tracking.configure()
-    loaded = load_reference(model_uri)
+    with registry_errors():
+        loaded = load_reference(model_uri)
     model = RoutingModel(loaded.featurizer, loaded.router)
     chosen = [c.strip() for c in candidates.split(",")] if candidates else None
     count = route_file(model, input, output, chosen, cost_weight)
@@ -336,24 +350,8 @@ def report_gateway(
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
-    import click
-
-    from pipelines.workspace import PipelineError
-
-    try:
-        result = app(standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except (CliError, FileNotFoundError, ValueError, PipelineError) as exc:
-        # One line: multi-line messages (pydantic's) are folded so scripts can grep them.
-        typer.echo("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), err=True)
-        sys.exit(USER_ERROR_EXIT)
-    sys.exit(result if isinstance(result, int) else 0)
+    """Entry point: run the CLI; a user error ends as one `error: ...` line on stderr and exit code 2."""
+    sys.exit(run(app))
 
 
 if __name__ == "__main__":

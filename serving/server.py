@@ -14,6 +14,7 @@ from serving.app import create_app
 from serving.background_server import running_server
 from serving.config import GatewayConfig
 from serving.security.scrub import Scrubber, SecretFilter
+from serving.startup import bound_url, listen, run_until_stopped
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
@@ -52,9 +53,18 @@ def show_logs(level: int = logging.INFO) -> None:
 
 
 def serve(config: GatewayConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, access_log: bool = False) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM). Every request is a span; `access_log` adds a log line each."""
+    """Serve until interrupted (Ctrl-C or SIGTERM). Every request is a span; `access_log` adds a log line each.
+
+    The port is bound before the app starts: a taken port or one outside 0..65535 raises `ListenError`, and an
+    exception of the start-up is raised here, not logged as a traceback."""
     show_logs()
-    uvicorn.Server(server_config(config, host, port, access_log=access_log)).run()
+    sock = listen(host, port)
+    url = bound_url(sock)
+    run_until_stopped(
+        server_config(config, host, port, access_log=access_log),
+        sock,
+        on_started=lambda: logging.getLogger(LOGGER).info("gateway listening on %s (Ctrl-C to stop)", url),
+    )
 
 
 @contextmanager

@@ -45,7 +45,9 @@ class LatencyModel(BaseModel):
 
 
 class ReplaySettings(BaseModel):
-    """Everything the replay server needs; all delays and fault rates default to 0 (benchmark mode)."""
+    """Everything the replay server needs; latency and every fault rate default to 0 (benchmark mode).
+
+    The defaults are also those of `routeiq replay-provider` and of docs/replay-provider.md (a test compares)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,7 +59,8 @@ class ReplaySettings(BaseModel):
     rate_limit_rate: Rate = 0.0
     retry_after_seconds: int = Field(default=1, ge=0)
     stall_rate: Rate = 0.0
-    stall_seconds: float = Field(default=0.0, ge=0.0)
+    stall_seconds: float = Field(default=30.0, ge=0.0)
+    """How long a stall lasts when `stall_rate` fires: long enough to trip a client's first-byte timeout."""
     broken_stream_rate: Rate = 0.0
 
     @staticmethod

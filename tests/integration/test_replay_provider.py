@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ BETA_ADD = "4"
 ALPHA_HAIKU = "Packets find their way\nthrough a maze of blinking lights\nrouted home at last"
 BETA_HAIKU = "Bits hop, tables turn;\na router hums in the dark."
 USER = [{"role": "user", "content": ADD}]
+START_TIMEOUT_SECONDS = 60
 
 # (prompt, model, response, cost_usd, input_tokens, output_tokens); GAMMA has no HAIKU row and no ADD text.
 ROWS = [
@@ -285,3 +290,26 @@ def test_embeddings_are_deterministic_unit_vectors_with_usage(client: OpenAI, ba
     assert caught.value.code == "model_not_found"
     empty = httpx.post(f"{base_url}/embeddings", json={"model": BETA, "input": []}, timeout=5)
     assert (empty.status_code, empty.json()["error"]["param"]) == (400, "input")
+
+
+def test_the_command_prints_where_it_listens_and_what_it_serves(outcomes: Path) -> None:
+    # --port 0: the line is the only way to learn the port, so a script can rely on it.
+    command = [sys.executable, "-m", "pipelines.cli", "replay-provider", "--outcomes", str(outcomes), "--port", "0"]
+    repo = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline() if process.stdout else ""))
+    try:
+        reader.start()
+        reader.join(START_TIMEOUT_SECONDS)
+        assert lines, "the replay provider printed nothing within the start timeout"
+        found = re.fullmatch(r"replay provider listening on (http://127\.0\.0\.1:\d+/v1): (.*)\n", lines[0])
+        assert found, lines[0]
+        served = f"3 models ({ALPHA}, {BETA}, {GAMMA}), 2 prompts from {outcomes}; GET /v1/models"
+        assert found.group(2).startswith(served), lines[0]
+        with _client(found.group(1)) as sdk:
+            assert [model.id for model in sdk.models.list().data] == [ALPHA, BETA, GAMMA]
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=START_TIMEOUT_SECONDS)
+    assert "Traceback" not in stderr

@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 
 from features.prompt import prompt_from_messages
 from serving.access.quotas import Ticket
-from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
+from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes, principal_of
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError
 from serving.exchange import Exchange, read_recorded_body, unless_client_leaves
 from serving.openapi_spec import UPSTREAM_4XX, ChatCompletion, json_body, responses
@@ -53,6 +53,8 @@ async def create_chat_completion(request: Request, state: GatewayStateDep, calle
         a.CHAT_SPAN_NAME,
         request_attributes(OPERATION, chat.model, chat.stream) | policy_attributes(request),
     )
+    exchange.actor = principal_of(request).actor
+    exchange.span.set_attribute(a.KEY_ID, exchange.actor)
     try:
         decision = await _decide(state, request, chat, prompt, caller)
         headers = exchange.decided(

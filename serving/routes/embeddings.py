@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes
+from serving.auth import CallerDep, admit_quota, allow_model, policy_attributes, principal_of
 from serving.exceptions import InvalidRequestError, ModelNotFoundError
 from serving.exchange import Exchange, read_recorded_body, unless_client_leaves
 from serving.openapi_spec import UPSTREAM_4XX, EmbeddingList, json_body, responses
@@ -45,6 +45,8 @@ async def create_embeddings(request: Request, state: GatewayStateDep, caller: Ca
         a.EMBEDDINGS_SPAN_NAME,
         request_attributes(OPERATION, parsed.model, False) | policy_attributes(request),
     )
+    exchange.actor = principal_of(request).actor
+    exchange.span.set_attribute(a.KEY_ID, exchange.actor)
     try:
         headers = exchange.decided(explicit(parsed.model), {a.CHOSEN_MODEL: parsed.model})
         served = await unless_client_leaves(request, state.failover.embed(parsed.model, body, exchange.attempts))

@@ -26,12 +26,17 @@ from features import schema
 from features.prompt import estimate_tokens
 from pipelines.outcomes import import_source, read_outcomes
 from pipelines.traffic import FEEDBACK_SOURCE
+from serving.access.audit import MASTER
+from serving.access.guard import Principal
+from serving.access.keys import Role
 from serving.providers.pricing import PROVIDER as RECORDED_COST
 from serving.replay.latency import MS_PER_SECOND, draw_delay
 from serving.replay.settings import Latency, LatencyModel
 from serving.request_span import decision_attributes, request_attributes, usage_attributes
 from serving.routes.chat_completions import OPERATION
+from serving.routes.feedback import feedback_attributes
 from serving.routing.policy import Decision
+from serving.schemas import FeedbackRequest
 from serving.settings import RoutingSettings
 from serving.telemetry import attributes as a
 from serving.telemetry.file_exporter import span_file_name
@@ -43,6 +48,8 @@ UPSTREAM_PROVIDER: Final = "openai"
 """The replay deployments are `openai/<model>` entries, as in the demo and the tests."""
 LOGGING_ROUTER: Final = ("1", "knn")
 """Version label and family of the router the logged requests name; it explores with ε = 1 (uniform choice)."""
+CALLER: Final = Principal(MASTER, Role.ADMIN)
+"""Who sends the requests and rates them: the master key, as the demo's traffic driver does."""
 LATENCY: Final = LatencyModel(default=Latency(ttft_ms=300.0, per_token_ms=20.0), jitter=0.2)
 """Modelled provider latency (RouterBench records none), drawn once per recorded answer."""
 OTLP_SPAN_FLAGS: Final = 256
@@ -166,7 +173,7 @@ def _usage(row: dict[str, Any]) -> _Usage:
 
 def request_span_attributes(row: dict[str, Any], logging: Decision, latency_ms: float) -> dict[str, Any]:
     """The chat span's attributes for one answer, built by the gateway's own attribute functions."""
-    found = request_attributes(OPERATION, RoutingSettings().virtual_model, stream=False)
+    found = request_attributes(OPERATION, RoutingSettings().virtual_model, stream=False) | {a.KEY_ID: CALLER.actor}
     found |= decision_attributes(dataclasses.replace(logging, model=row[schema.MODEL]), row[schema.PROMPT], True)
     # `decision_attributes` reads these two off the loaded router, which a generator does not have.
     found |= {a.ROUTER_VERSION: LOGGING_ROUTER[0], a.ROUTER_FAMILY: LOGGING_ROUTER[1]}
@@ -175,13 +182,9 @@ def request_span_attributes(row: dict[str, Any], logging: Decision, latency_ms: 
 
 
 def feedback_span_attributes(score: float) -> dict[str, Any]:
-    """What `POST /v1/feedback` records for a response the gateway still remembers."""
-    return {
-        a.FEEDBACK_RESPONSE_ID: hole("response"),
-        a.FEEDBACK_SCORE: float(score),
-        a.FEEDBACK_SOURCE: FEEDBACK_SOURCE,
-        a.FEEDBACK_KNOWN: True,
-    }
+    """What `POST /v1/feedback` records for a response the gateway still remembers, rated by its caller."""
+    rated = FeedbackRequest(id=hole("response"), score=float(score), source=FEEDBACK_SOURCE)
+    return feedback_attributes(rated, True, CALLER)
 
 
 def _span(name: str, kind: int, attributes: dict[str, Any], link: bool) -> dict[str, Any]:

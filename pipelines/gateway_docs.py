@@ -39,7 +39,7 @@ def render_settings() -> str:
     from serving.policy.rules import PolicySettings, Rule, TimeWindow
     from serving.resilience.settings import BreakerSettings, FailoverSettings, LimitSettings
     from serving.security.settings import SecuritySettings
-    from serving.settings import GatewaySettings, RoutingSettings, SigningSettings
+    from serving.settings import FeedbackSettings, GatewaySettings, RoutingSettings, SigningSettings
     from serving.telemetry.settings import TelemetrySettings
 
     tables = [
@@ -47,6 +47,7 @@ def render_settings() -> str:
         settings_table(RoutingSettings, "routeiq_settings.routing"),
         settings_table(TelemetrySettings, "routeiq_settings.telemetry"),
         settings_table(SigningSettings, "routeiq_settings.routing.signing"),
+        settings_table(FeedbackSettings, "routeiq_settings.feedback"),
         settings_table(AccessSettings, "routeiq_settings.access"),
         settings_table(AuditSettings, "routeiq_settings.access.audit"),
         settings_table(QuotaSettings, "routeiq_settings.access.quotas"),

@@ -1,6 +1,7 @@
 """DVC stage `label`: logged requests joined with their feedback → outcome rows (features/schema.py), split by prompt.
 
-Reads the warehouse only, never writes it; every request left out is counted under its reason.
+Reads the warehouse only, never writes it; every request left out is counted under its reason, and so is every
+feedback span not used (no request, not from the request's key or a rater role, or not the first).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from pipelines.ingest import IngestParams, loop_section, sql_text
 from pipelines.loop_params import LoopPaths
 from pipelines.outcomes import read_outcomes, write_outcomes
 from pipelines.splits import SplitParams, assign_split
+from serving.access.keys import Role
 from serving.providers import pricing
+from serving.settings import DEFAULT_RATERS
 
 STATS_FILE: Final = Path("data/loop/label.json")
 TASK: Final = "traffic"
@@ -36,6 +39,12 @@ NO_PROMPT_TEXT: Final = "no_prompt_text"
 NO_FEEDBACK: Final = "no_feedback"
 INVALID_SCORE: Final = "invalid_score"
 DROP_REASONS: Final = (FAILED, SERVED_BY_FALLBACK, NO_PROMPT_TEXT, NO_FEEDBACK, INVALID_SCORE)
+USED: Final = "used"
+REPEATED: Final = "repeated"
+NOT_OWNER: Final = "not_owner"
+UNMATCHED: Final = "unmatched"
+VERDICTS: Final = {verdict: verdict for verdict in (USED, REPEATED, NOT_OWNER, UNMATCHED)}
+"""What label_feedback.sql decides for each feedback span; only the `used` ones label a request."""
 QUERY_PARAMETERS: Final = {
     "task": TASK,
     "source": SOURCE,
@@ -46,6 +55,7 @@ QUERY_PARAMETERS: Final = {
     "priced": schema.COST_PRICED,
     "estimated": schema.COST_ESTIMATED,
     **{reason: reason for reason in DROP_REASONS},
+    USED: USED,
 }
 
 
@@ -63,6 +73,9 @@ class LabelParams(BaseModel):
     bootstrap: tuple[Path, ...] = ()
     """Public outcome tables (parquet) unioned in, with their own splits, so a router can be trained before
     traffic exists."""
+    feedback_raters: tuple[Role, ...] = DEFAULT_RATERS
+    """Roles whose feedback counts on any caller's response: keep it the gateway's
+    `routeiq_settings.feedback.raters`. Feedback from any other key counts only on that key's own requests."""
 
 
 @dataclass
@@ -76,6 +89,10 @@ class LabelStats:
     """Requests without an outcome row, per reason."""
     feedback_unmatched: int = 0
     """Feedback spans whose response is in no ingested request."""
+    feedback_not_owner: int = 0
+    """Feedback spans ignored: from a key that neither made the request nor has a `feedback_raters` role."""
+    feedback_repeated: int = 0
+    """Feedback spans ignored: a response's feedback after the first that counts (the first is its quality)."""
     prompts: int = 0
     per_split: dict[str, int] = field(default_factory=lambda: dict.fromkeys(schema.SPLITS, 0))
     """Traffic rows per split."""
@@ -88,16 +105,23 @@ class LabelStats:
         splits = "/".join(str(self.per_split[s]) for s in schema.SPLITS)
         return (
             f"label: {self.rows} outcome rows ({'/'.join(schema.SPLITS)} {splits}) from {self.requests} requests "
-            f"on {self.prompts} prompts; dropped {dropped}; {self.feedback_unmatched} feedback without a request; "
+            f"on {self.prompts} prompts; dropped {dropped}; {self.feedback_unmatched} feedback without a request, "
+            f"{self.feedback_not_owner} from a key not the request's, {self.feedback_repeated} repeated; "
             f"+{self.bootstrap_rows} bootstrap rows"
         )
 
 
 def label(warehouse: Path, params: LabelParams) -> tuple[pa.Table, LabelStats]:
-    """Outcome rows for every successful request with a captured prompt and feedback (the latest one wins),
-    unioned with the bootstrap tables; splits by prompt, so no prompt is in two splits."""
-    judged, unmatched = _judged(warehouse)
-    stats = LabelStats(requests=judged.num_rows, feedback_unmatched=unmatched)
+    """Outcome rows for every successful request with a captured prompt and feedback (the first from the
+    request's own key or a rater role wins), unioned with the bootstrap tables; splits by prompt, so no prompt
+    is in two splits."""
+    judged, verdicts = _judged(warehouse, params.feedback_raters)
+    stats = LabelStats(
+        requests=judged.num_rows,
+        feedback_unmatched=verdicts.get(UNMATCHED, 0),
+        feedback_not_owner=verdicts.get(NOT_OWNER, 0),
+        feedback_repeated=verdicts.get(REPEATED, 0),
+    )
     for reason, count in Counter(r for r in judged[DROPPED].to_pylist() if r is not None).items():
         stats.dropped[reason] = count
     traffic = judged.filter(pc.is_null(judged[DROPPED])).drop_columns([DROPPED])
@@ -121,13 +145,17 @@ def _normalised(prompts: pa.ChunkedArray) -> pa.Array:
     return distinct.take(encoded.indices)
 
 
-def _judged(warehouse: Path) -> tuple[pa.Table, int]:
+def _judged(warehouse: Path, raters: Sequence[Role]) -> tuple[pa.Table, dict[str, int]]:
+    """The label query's rows, and how many feedback spans got each verdict."""
     if not warehouse.is_file():
         raise FileNotFoundError(f"warehouse {warehouse} not found; run the ingest stage (python -m pipelines.ingest)")
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute(sql_text("label_feedback"), {"raters": [role.value for role in raters], **VERDICTS})
         judged = con.sql(sql_text("label"), params=QUERY_PARAMETERS).to_arrow_table()
-        row = con.execute(sql_text("label_unmatched_feedback")).fetchone()
-    return judged, int(row[0]) if row else 0
+        verdicts = {
+            str(verdict): int(count) for verdict, count in con.execute(sql_text("label_feedback_counts")).fetchall()
+        }
+    return judged, verdicts
 
 
 def _prompt_splits(

@@ -44,6 +44,7 @@ REQUEST_ATTRIBUTES: Final = MappingProxyType(
         "candidates": (a.CANDIDATES, pa.list_(pa.string())),
         "predicted_quality": (a.PREDICTED_QUALITY, pa.list_(pa.float64())),
         "predicted_cost": (a.PREDICTED_COST, pa.list_(pa.float64())),
+        "key_id": (a.KEY_ID, pa.string()),
     }
 )
 """`requests` column → (span attribute, arrow type); the span's ids, times, file and line come on top."""
@@ -53,6 +54,8 @@ FEEDBACK_ATTRIBUTES: Final = MappingProxyType(
         "score": (a.FEEDBACK_SCORE, pa.float64()),
         "source": (a.FEEDBACK_SOURCE, pa.string()),
         "known": (a.FEEDBACK_KNOWN, pa.bool_()),
+        "key_id": (a.KEY_ID, pa.string()),
+        "rater_role": (a.FEEDBACK_RATER_ROLE, pa.string()),
     }
 )
 """`feedback` column → (span attribute, arrow type); ids, time, link, file and line come on top."""

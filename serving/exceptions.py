@@ -10,6 +10,8 @@ Pure exception classes; the app turns `GatewayError` into OpenAI-shaped response
     │       ├── UnsupportedParameterError 400 unsupported_parameter   a field no allow-list admits (request_fields)
     │       ├── AuthenticationError       401 invalid_api_key         missing, wrong, expired or revoked key
     │       ├── PermissionDeniedError     403 permission_denied       the key's role or allowed_models refuse it
+    │       │   └── FeedbackNotOwnerError 403 feedback_not_owner  feedback on a response another caller got
+    │       ├── FeedbackExistsError       409 feedback_exists         the response was rated already
     │       ├── ModelNotFoundError        404 model_not_found         neither a deployment nor the virtual model
     │       ├── UpstreamStatusError       4xx as the provider said    the provider refused the request
     │       ├── UpstreamRateLimitError    429 upstream_rate_limited   with Retry-After when the provider gave one
@@ -100,6 +102,37 @@ class PermissionDeniedError(GatewayError):
     status = 403
     error_type = "permission_error"
     code = "permission_denied"
+
+
+class FeedbackNotOwnerError(PermissionDeniedError):
+    """Feedback on a response this gateway remembers another caller receiving, from a key whose role may not
+    rate others' responses (`routeiq_settings.feedback.raters`)."""
+
+    code = "feedback_not_owner"
+
+    def __init__(self, response_id: str, raters: tuple[str, ...]) -> None:
+        who = f"or a key with role {' or '.join(raters)} " if raters else ""
+        super().__init__(
+            f"Response {response_id!r} was returned to another caller; only the key that made the request {who}"
+            "may rate it (routeiq_settings.feedback.raters). Post feedback with the key you sent the request with.",
+            param="id",
+        )
+
+
+class FeedbackExistsError(GatewayError):
+    """A response the gateway remembers already has its feedback: the first is kept, later posts are refused,
+    so a training label is never rewritten."""
+
+    status = 409
+    error_type = INVALID_REQUEST_TYPE
+    code = "feedback_exists"
+
+    def __init__(self, response_id: str) -> None:
+        super().__init__(
+            f"Response {response_id!r} already has feedback; the gateway keeps the first score of each response "
+            "and refuses later ones, so a label cannot be rewritten. Rate each response once.",
+            param="id",
+        )
 
 
 class ModelNotFoundError(GatewayError):

@@ -106,7 +106,7 @@ class Exchange:
         self.span.set_attributes(usage_attributes(usage, provider, cost_usd, cost_source))
         self.state.metrics.record_cost(self.model, cost_usd, cost_source)
         if usage.response_id:
-            self.state.responses.remember(usage.response_id, self.span.get_span_context())
+            self.state.responses.remember(usage.response_id, self.span.get_span_context(), self.actor)
         self._end(status)
 
     def fail(self, error: BaseException, partial: StreamSummary | None = None) -> None:

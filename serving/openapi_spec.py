@@ -27,6 +27,7 @@ ERROR_MEANINGS = MappingProxyType[int | str, str](
         401: "invalid_api_key: missing, wrong, expired or revoked key, or conflicting credentials",
         403: "permission_denied: the key's role or allowed_models, or a routeiq_settings.policy rule, refuse it",
         404: "model_not_found (neither a deployment nor the virtual model) or the upstream's own 404",
+        409: "feedback_exists: the response already has feedback (the first is kept; rate each response once)",
         413: "request_too_large: the body is over routeiq_settings.limits.max_body_bytes",
         429: "quota_exceeded (a key's or team's rpm, tpm or budget) or upstream_rate_limited; Retry-After when known",
         431: "request_headers_too_large: the headers are over routeiq_settings.limits.max_header_bytes",

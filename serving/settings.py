@@ -6,10 +6,12 @@ A frozen pydantic model; reading the YAML file and LiteLLM's sections is `servin
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from registry import names
+from serving.access.keys import Role
 from serving.access.settings import AccessSettings
 from serving.policy.rules import PolicySettings
 from serving.request_fields import CHAT_FIELDS, EMBEDDINGS_FIELDS, EXTENSION_FIELD, UPSTREAM_CHOICE
@@ -19,6 +21,9 @@ from serving.telemetry.settings import TelemetrySettings
 
 DEFAULT_REFERENCE = f"models:/{names.REGISTERED_MODEL}/{names.PRODUCTION_STAGE}"
 """The registry reference the gateway watches unless told otherwise: the Production stage."""
+DEFAULT_RATERS: Final = (Role.ADMIN, Role.OPERATOR)
+"""Roles that may rate responses other callers received, unless `routeiq_settings.feedback.raters` says otherwise
+(the label stage's `loop.feedback_raters` defaults to the same)."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
@@ -35,6 +40,16 @@ class SigningSettings(BaseModel):
     """The shared secret (HMAC) or the PEM public key (Ed25519); use an `os.environ/VAR` reference."""
     required: bool = True
     """Refuse unsigned versions (otherwise only a present signature is checked)."""
+
+
+class FeedbackSettings(BaseModel):
+    """Who may post feedback on a response: the caller that made the request, and keys of the `raters` roles."""
+
+    model_config = _FROZEN
+
+    raters: tuple[Role, ...] = DEFAULT_RATERS
+    """Roles whose keys may rate any caller's responses (the master key is admin); `[]`: each response is rated
+    by its own caller only. Keep `loop.feedback_raters` of params.yaml the same, so the label stage agrees."""
 
 
 class RoutingSettings(BaseModel):
@@ -140,7 +155,9 @@ class GatewaySettings(BaseModel):
     tracking_uri: str | None = None
     """MLflow tracking/registry URI; None: MLFLOW_TRACKING_URI, else the local store under runs/."""
     feedback_window: int = Field(default=100_000, ge=1)
-    """Recent response ids remembered to link feedback to its request span."""
+    """Recent response ids remembered to link feedback to its request span, and to check who rates it, once."""
+    feedback: FeedbackSettings = FeedbackSettings()
+    """Who may rate a response (table below)."""
     limits: LimitSettings = LimitSettings()
     """Backpressure, request size limits and upstream deadlines (table below)."""
     failover: FailoverSettings = FailoverSettings()

@@ -29,12 +29,14 @@ CREATE TABLE IF NOT EXISTS requests (
     candidates        VARCHAR[],
     predicted_quality DOUBLE[],      -- aligned with candidates
     predicted_cost    DOUBLE[],      -- aligned with candidates
+    key_id            VARCHAR,       -- who called: a virtual key id, `master` or `anonymous` (null before it was recorded)
     file              VARCHAR NOT NULL,
     line              BIGINT NOT NULL
 );
 
 -- Warehouses made before a column existed gain it (empty for the requests already stored).
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS served_model VARCHAR;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS key_id VARCHAR;
 
 CREATE TABLE IF NOT EXISTS feedback (
     span_id          VARCHAR PRIMARY KEY,
@@ -45,9 +47,14 @@ CREATE TABLE IF NOT EXISTS feedback (
     known            BOOLEAN,        -- the gateway still remembered the response when the feedback came
     scored_at        TIMESTAMPTZ NOT NULL,  -- when the feedback was posted
     request_span_id  VARCHAR,        -- the span the feedback span links to, when it has a link
+    key_id           VARCHAR,        -- who rated: a virtual key id, `master` or `anonymous` (null before it was recorded)
+    rater_role       VARCHAR,        -- the rater's role: admin, operator or user (null when anonymous or not recorded)
     file             VARCHAR NOT NULL,
     line             BIGINT NOT NULL
 );
+
+ALTER TABLE feedback ADD COLUMN IF NOT EXISTS key_id VARCHAR;
+ALTER TABLE feedback ADD COLUMN IF NOT EXISTS rater_role VARCHAR;
 
 CREATE TABLE IF NOT EXISTS ingested_files (
     path        VARCHAR PRIMARY KEY,   -- absolute path of the span file

@@ -1,14 +1,14 @@
--- Every logged request with the latest feedback on its response, as outcome-table columns (split aside),
--- and why it cannot become an outcome row (`dropped`, NULL when it can).
+-- Every logged request with the feedback used for its response (label_feedback.sql judged it, in
+-- `feedback_verdicts`), as outcome-table columns (split aside), and why it cannot become an outcome row
+-- (`dropped`, NULL when it can).
 -- Parameters: $task, $source; cost sources $provider, $config, $price_map → $recorded, $priced, $estimated;
--- drop reasons $failed, $served_by_fallback, $no_prompt_text, $no_feedback, $invalid_score.
+-- drop reasons $failed, $served_by_fallback, $no_prompt_text, $no_feedback, $invalid_score; the verdict $used.
 -- A request a failover fallback answered says nothing about the chosen model (the router's action), and
 -- its propensity is not the fallback's: it is not an outcome of either.
-WITH latest AS (
+WITH used AS (
     SELECT response_id, score
-    FROM feedback
-    WHERE response_id IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY scored_at DESC, span_id DESC) = 1
+    FROM feedback_verdicts
+    WHERE verdict = $used
 )
 SELECT
     r.prompt_hash AS prompt_id,
@@ -38,5 +38,5 @@ SELECT
         WHEN l.score IS NULL OR NOT l.score BETWEEN 0 AND 1 THEN $invalid_score
     END AS dropped
 FROM requests AS r
-LEFT JOIN latest AS l ON l.response_id = r.response_id
+LEFT JOIN used AS l ON l.response_id = r.response_id
 ORDER BY r.started_at, r.span_id;

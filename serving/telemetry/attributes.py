@@ -63,6 +63,8 @@ FEEDBACK_RESPONSE_ID: Final = "routeiq.feedback.response_id"
 FEEDBACK_SCORE: Final = "routeiq.feedback.score"
 FEEDBACK_SOURCE: Final = "routeiq.feedback.source"
 FEEDBACK_KNOWN: Final = "routeiq.feedback.known"
+FEEDBACK_RATER_ROLE: Final = "routeiq.feedback.rater_role"
+"""The rater's role (admin, operator, user; absent for an anonymous caller); the rater's key id is `KEY_ID`."""
 
 # Values of `DECISION`.
 DECISION_ROUTER: Final = "router"

@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.trace import Link, SpanKind
 
 from benchmarks import pipeline_scale
-from benchmarks.spans import LOGGING_ROUTER, UPSTREAM_PROVIDER, Replay, logging_decision
+from benchmarks.spans import CALLER, LOGGING_ROUTER, UPSTREAM_PROVIDER, Replay, logging_decision
 from features import schema
 from pipelines.ingest import ingest
 from pipelines.label import LabelParams, label
@@ -28,7 +28,9 @@ from serving.providers.pricing import PROVIDER
 from serving.replay.outcomes import load_index
 from serving.request_span import decision_attributes, request_attributes, usage_attributes
 from serving.routes.chat_completions import OPERATION
+from serving.routes.feedback import feedback_attributes
 from serving.routing.policy import Decision
+from serving.schemas import FeedbackRequest
 from serving.telemetry import attributes as a
 from serving.telemetry.files import SpanRecord, read_spans
 from serving.telemetry.settings import TelemetrySettings
@@ -81,14 +83,17 @@ def _gateway_spans(outcomes: pa.Table, like: SpanRecord, directory: Path, tmp_pa
     span = tracer.start_span(
         a.CHAT_SPAN_NAME, kind=SpanKind.SERVER, attributes=request_attributes(OPERATION, "auto", False)
     )
+    span.set_attribute(a.KEY_ID, CALLER.actor)
     span.set_attributes(decision_attributes(decision, prompt, capture_prompt=True))
     span.set_attributes(usage_attributes(usage, UPSTREAM_PROVIDER, record.cost_usd, PROVIDER))
     span.set_attribute(a.HTTP_STATUS, 200)
     span.set_attribute(a.LATENCY_MS, like.attributes[a.LATENCY_MS])
     span.end()
-    feedback = {a.FEEDBACK_RESPONSE_ID: usage.response_id, a.FEEDBACK_SCORE: quality, a.FEEDBACK_SOURCE: "replay"}
+    feedback = FeedbackRequest(id=usage.response_id, score=quality, source="replay")
     tracer.start_span(
-        a.FEEDBACK_SPAN_NAME, links=[Link(span.get_span_context())], attributes={**feedback, a.FEEDBACK_KNOWN: True}
+        a.FEEDBACK_SPAN_NAME,
+        links=[Link(span.get_span_context())],
+        attributes=feedback_attributes(feedback, True, CALLER),
     ).end()
     telemetry.shutdown()
 

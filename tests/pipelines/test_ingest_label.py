@@ -1,5 +1,7 @@
 """The ingest and label stages on real span files: the gateway and the replay provider run on loopback over a
-slice of RouterBench, the traffic driver posts feedback, and the files they leave are ingested and labelled."""
+slice of RouterBench, the traffic driver posts feedback, and the files they leave are ingested and labelled.
+Two virtual keys (alice, bob) also post feedback to a second gateway, a replica that never saw their responses
+and so records it unchecked: the label stage must ignore the feedback that breaks the rules, and count it."""
 
 from __future__ import annotations
 
@@ -39,7 +41,24 @@ KEY = "sk-ingest-test"
 SCORED, UNSCORED, UNCAPTURED = 40, 3, 5
 """Prompts driven with feedback, sent without feedback, and driven through a gateway that keeps no prompt text."""
 RESCORES = (0.25, 0.75)
-"""One more prompt gets two feedback posts: the latest counts."""
+"""One more prompt gets two feedback posts: the gateway keeps the first and refuses the second (409)."""
+KEYED = 2
+"""Two more prompts, sent by alice's and bob's keys."""
+ALICE_SCORE, STOLEN_SCORE, ALICE_AGAIN, MASTER_LATE, MASTER_ON_BOB = 0.9, 0.0, 0.1, 0.2, 0.6
+"""Alice rates her response on the gateway that served it; on the other replica, bob rates it (not his), alice
+again and the master key after her (repeats), and the master key rates bob's response (a rater role may)."""
+LEGACY_ATTRIBUTES = (a.KEY_ID, a.FEEDBACK_RATER_ROLE)
+"""What spans written before key ids were recorded lack."""
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """Alice's and bob's key ids and secrets, and the response id each got."""
+
+    alice: tuple[str, str]
+    bob: tuple[str, str]
+    alice_response: str = ""
+    bob_response: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,16 +68,22 @@ class Traffic:
     scored: TrafficSummary
     uncaptured: TrafficSummary
     rescored_id: str
+    keyed: Keyed
     root: Path
 
     @property
     def requests(self) -> int:
-        return SCORED + UNSCORED + 1 + 1 + UNCAPTURED  # + the rescored one + one failed request
+        return SCORED + UNSCORED + 1 + 1 + KEYED + UNCAPTURED  # + the rescored one + one failed request
+
+    @property
+    def known_feedback(self) -> int:
+        """Feedback the gateway linked to its request: the drivers', the rescore's first, alice's first."""
+        posted = self.scored.answered - self.scored.unrecorded + self.uncaptured.answered - self.uncaptured.unrecorded
+        return posted + 1 + 1
 
     @property
     def feedback(self) -> int:
-        posted = self.scored.answered - self.scored.unrecorded + self.uncaptured.answered - self.uncaptured.unrecorded
-        return posted + len(RESCORES)
+        return self.known_feedback + 4  # bob's, alice's second and the master key's two, on the other replica
 
 
 def _gateway_config(root: Path, upstream: str, models: list[str], capture: bool) -> Path:
@@ -69,6 +94,7 @@ def _gateway_config(root: Path, upstream: str, models: list[str], capture: bool)
         "general_settings": {"master_key": KEY},
         "routeiq_settings": {
             "routing": {"seed": 1},
+            "access": {"key_store": str(root / "keys.sqlite"), "audit": {"path": str(root / "audit.sqlite")}},
             "security": {"upstream_allowlist": ["127.0.0.0/8"]},
             "telemetry": {
                 "directory": str(root / "traces"),
@@ -82,25 +108,61 @@ def _gateway_config(root: Path, upstream: str, models: list[str], capture: bool)
     return path
 
 
+def _client(url: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
+
+
+def _ask(http: httpx.Client, prompt: Prompt) -> str:
+    response = http.post(
+        "/v1/chat/completions", json={"model": "auto", "messages": [{"role": "user", "content": prompt.text}]}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def _rate(http: httpx.Client, response_id: str, score: float, status: int = 200) -> None:
+    response = http.post("/v1/feedback", json={"id": response_id, "score": score})
+    assert response.status_code == status, response.text
+
+
 def _send_unscored(url: str, prompts: list[Prompt]) -> str:
     """Send `prompts` without feedback, then one more scored twice; return the twice-scored response's id."""
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30.0) as http:
+    with _client(url, KEY) as http:
         for prompt in prompts:
-            body = {"model": "auto", "messages": [{"role": "user", "content": prompt.text}]}
-            response = http.post("/v1/chat/completions", json=body)
-            assert response.status_code == 200, response.text
-        response_id = str(response.json()["id"])
-        for score in RESCORES:
-            assert http.post("/v1/feedback", json={"id": response_id, "score": score}).status_code == 200
-        failed = http.post("/v1/chat/completions", json={"model": "no-such-model", "messages": body["messages"]})
+            response_id = _ask(http, prompt)
+        _rate(http, response_id, RESCORES[0])
+        _rate(http, response_id, RESCORES[1], status=409)
+        messages = [{"role": "user", "content": prompts[-1].text}]
+        failed = http.post("/v1/chat/completions", json={"model": "no-such-model", "messages": messages})
         assert failed.status_code == 404
     return response_id
+
+
+def _send_keyed(url: str, prompts: list[Prompt]) -> Keyed:
+    """Alice and bob (user keys) each send a prompt; bob may not rate alice's response here, alice does."""
+    with _client(url, KEY) as admin:
+        keys = [admin.post("/admin/keys", json={"role": "user"}).json() for _ in range(2)]
+    alice, bob = ((str(k["id"]), str(k["key"])) for k in keys)
+    with _client(url, alice[1]) as alice_http, _client(url, bob[1]) as bob_http:
+        keyed = Keyed(alice, bob, _ask(alice_http, prompts[0]), _ask(bob_http, prompts[1]))
+        _rate(bob_http, keyed.alice_response, STOLEN_SCORE, status=403)
+        _rate(alice_http, keyed.alice_response, ALICE_SCORE)
+    return keyed
+
+
+def _rate_elsewhere(url: str, keyed: Keyed) -> None:
+    """On a replica that never saw alice's and bob's responses (so it records feedback on them unchecked)."""
+    with _client(url, keyed.alice[1]) as alice_http, _client(url, keyed.bob[1]) as bob_http, _client(url, KEY) as admin:
+        _rate(bob_http, keyed.alice_response, STOLEN_SCORE)
+        _rate(alice_http, keyed.alice_response, ALICE_AGAIN)
+        _rate(admin, keyed.alice_response, MASTER_LATE)
+        _rate(admin, keyed.bob_response, MASTER_ON_BOB)
 
 
 @pytest.fixture(scope="module")
 def traffic(routerbench: tuple[pa.Table, ImportStats], tmp_path_factory: pytest.TempPathFactory) -> Traffic:
     root = tmp_path_factory.mktemp("ingest")
-    table = first_prompts(routerbench[0], {schema.TEST: SCORED + UNSCORED + 1 + UNCAPTURED})
+    table = first_prompts(routerbench[0], {schema.TEST: SCORED + UNSCORED + 1 + KEYED + UNCAPTURED})
     outcomes = root / "outcomes.parquet"
     write_outcomes(table, outcomes)
     prompts = prompts_of(table, None, None)
@@ -109,10 +171,12 @@ def traffic(routerbench: tuple[pa.Table, ImportStats], tmp_path_factory: pytest.
         with running(load_config(_gateway_config(root, upstream, models, capture=True))) as url:
             scored = asyncio.run(drive(url, prompts[:SCORED], api_key=KEY))
             rescored_id = _send_unscored(url, prompts[SCORED : SCORED + UNSCORED + 1])
+            keyed = _send_keyed(url, prompts[SCORED + UNSCORED + 1 : SCORED + UNSCORED + 1 + KEYED])
         with running(load_config(_gateway_config(root, upstream, models, capture=False))) as url:
             uncaptured = asyncio.run(drive(url, prompts[-UNCAPTURED:], api_key=KEY))
+            _rate_elsewhere(url, keyed)
     assert scored.failed == uncaptured.failed == 0
-    return Traffic(table, root / "traces", scored, uncaptured, rescored_id, root)
+    return Traffic(table, root / "traces", scored, uncaptured, rescored_id, keyed, root)
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +236,23 @@ def test_ingest_stores_one_row_per_request_and_per_feedback_sent(
         assert row["prompt_text"] == span.attributes.get(a.PROMPT_TEXT)
         assert row["cost_usd"] == span.attributes.get(a.COST_USD)
         assert row["status"] == span.attributes[a.HTTP_STATUS]
+        assert row["key_id"] == span.attributes[a.KEY_ID] and row["key_id"] is not None
         assert int(row["started_at"].timestamp() * 1e6) == pytest.approx(span.start_unix_nano / 1000, abs=1)
-    linked = _rows(path, "SELECT f.request_span_id, r.span_id FROM feedback f JOIN requests r USING (response_id)")
-    assert len(linked) == traffic.feedback and all(r["request_span_id"] == r["span_id"] for r in linked)
+    for row in _rows(path, "SELECT * FROM feedback"):
+        span = spans[row["span_id"]]
+        assert (row["key_id"], row["rater_role"]) == (span.attributes[a.KEY_ID], span.attributes[a.FEEDBACK_RATER_ROLE])
+    query = "SELECT f.request_span_id, r.span_id FROM feedback f JOIN requests r USING (response_id) WHERE f.known"
+    linked = _rows(path, query)
+    assert len(linked) == traffic.known_feedback and all(r["request_span_id"] == r["span_id"] for r in linked)
+    owners = _rows(path, "SELECT response_id, key_id FROM requests WHERE key_id <> 'master'")
+    keyed = traffic.keyed
+    assert sorted(owners, key=str) == sorted(
+        [
+            {"response_id": keyed.alice_response, "key_id": keyed.alice[0]},
+            {"response_id": keyed.bob_response, "key_id": keyed.bob[0]},
+        ],
+        key=str,
+    )
 
 
 def test_ingesting_the_same_files_again_adds_nothing(
@@ -245,9 +323,14 @@ def test_label_makes_one_outcome_row_per_scored_request(
     params = LabelParams()
     table, stats = label(warehouse[0], params)
     rows = table.to_pylist()
-    (rescored,) = _rows(warehouse[0], f"SELECT prompt_hash FROM requests WHERE response_id = '{traffic.rescored_id}'")
+    keyed = traffic.keyed
+    chosen = {
+        _prompt_of(warehouse[0], traffic.rescored_id): RESCORES[0],
+        _prompt_of(warehouse[0], keyed.alice_response): ALICE_SCORE,
+        _prompt_of(warehouse[0], keyed.bob_response): MASTER_ON_BOB,
+    }
     scored = SCORED - traffic.scored.unrecorded
-    assert stats.rows == len(rows) == scored + 1 and stats.requests == traffic.requests
+    assert stats.rows == len(rows) == scored + 1 + KEYED and stats.requests == traffic.requests
     assert stats.dropped == {
         "failed": 1,
         "served_by_fallback": 0,
@@ -261,8 +344,7 @@ def test_label_makes_one_outcome_row_per_scored_request(
     for row in rows:
         truth = recorded[row[schema.PROMPT_ID], row[schema.MODEL]]
         assert row[schema.PROMPT] == truth[schema.PROMPT]
-        scores = RESCORES[-1] if row[schema.PROMPT_ID] == rescored["prompt_hash"] else truth[schema.QUALITY]
-        assert row[schema.QUALITY] == scores
+        assert row[schema.QUALITY] == chosen.get(row[schema.PROMPT_ID], truth[schema.QUALITY])
         assert row[schema.COST_USD] == pytest.approx(truth[schema.COST_USD])
         assert row[schema.COST_SOURCE] == schema.COST_RECORDED
         assert row[schema.PROPENSITY] == pytest.approx(1 / len(models))
@@ -293,14 +375,84 @@ def _label_after_ingest(traces: Path, path: Path) -> tuple[pa.Table, Any]:
     return label(path, LabelParams())
 
 
-def test_the_latest_feedback_on_a_response_is_its_quality(
+def _prompt_of(path: Path, response_id: str) -> str:
+    (row,) = _rows(path, f"SELECT prompt_hash FROM requests WHERE response_id = '{response_id}'")
+    return str(row["prompt_hash"])
+
+
+def _quality(table: pa.Table, path: Path, response_id: str) -> float | None:
+    """The outcome row's quality for the request that got `response_id`; None when it has no row."""
+    prompt = _prompt_of(path, response_id)
+    found = [r[schema.QUALITY] for r in table.to_pylist() if r[schema.PROMPT_ID] == prompt]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def test_the_first_feedback_on_a_response_is_its_quality(
     traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats]
 ) -> None:
     query = f"SELECT prompt_hash, chosen_model FROM requests WHERE response_id = '{traffic.rescored_id}'"
     (row,) = _rows(warehouse[0], query)
     table, _ = label(warehouse[0], LabelParams())
     (labelled,) = [r for r in table.to_pylist() if r[schema.PROMPT_ID] == row["prompt_hash"]]
-    assert labelled[schema.QUALITY] == RESCORES[-1] and labelled[schema.MODEL] == row["chosen_model"]
+    assert labelled[schema.QUALITY] == RESCORES[0] and labelled[schema.MODEL] == row["chosen_model"]
+
+
+def test_feedback_from_another_key_or_after_the_first_is_ignored_and_counted(
+    traffic: Traffic, warehouse: tuple[Path, ingest_stage.IngestStats]
+) -> None:
+    path, keyed = warehouse[0], traffic.keyed
+    table, stats = label(path, LabelParams())
+    # Bob's score on alice's response is not his to give; alice's second and the master key's later one are
+    # repeats. The master key (admin, a rater role) may rate bob's response, on a replica that could not check.
+    assert _quality(table, path, keyed.alice_response) == ALICE_SCORE
+    assert _quality(table, path, keyed.bob_response) == MASTER_ON_BOB
+    assert (stats.feedback_not_owner, stats.feedback_repeated, stats.feedback_unmatched) == (1, 2, 0)
+    assert "1 from a key not the request's, 2 repeated" in stats.summary()
+    # With no rater roles, only a request's own key rates it: the master key's scores on their responses go too.
+    table, strict = label(path, LabelParams(feedback_raters=()))
+    assert _quality(table, path, keyed.alice_response) == ALICE_SCORE
+    assert _quality(table, path, keyed.bob_response) is None
+    assert (strict.feedback_not_owner, strict.feedback_repeated, strict.dropped["no_feedback"]) == (3, 1, UNSCORED + 1)
+
+
+def _without(line: bytes, keys: tuple[str, ...]) -> bytes:
+    """The same spans without the attributes `keys`."""
+    request = orjson.loads(line)
+    for span in (span for rs in request["resourceSpans"] for scope in rs["scopeSpans"] for span in scope["spans"]):
+        span["attributes"] = [kv for kv in span["attributes"] if kv["key"] not in keys]
+    return orjson.dumps(request) + b"\n"
+
+
+def test_spans_from_before_key_ids_are_labelled_as_before(traffic: Traffic, tmp_path: Path) -> None:
+    traces, path = tmp_path / "traces", tmp_path / "warehouse.duckdb"
+    traces.mkdir()
+    for source in traffic.traces.glob("*.jsonl"):
+        lines = source.read_bytes().splitlines()
+        (traces / source.name).write_bytes(b"".join(_without(line, LEGACY_ATTRIBUTES) for line in lines))
+    table, stats = _label_after_ingest(traces, path)
+    assert _rows(path, "SELECT DISTINCT key_id FROM requests UNION SELECT DISTINCT key_id FROM feedback") == [
+        {"key_id": None}
+    ]
+    # Nothing can be checked, so nothing is refused as not the owner's, and the latest feedback wins, as before.
+    assert (stats.feedback_not_owner, stats.feedback_repeated) == (0, 3)
+    assert _quality(table, path, traffic.keyed.alice_response) == MASTER_LATE
+    assert _quality(table, path, traffic.keyed.bob_response) == MASTER_ON_BOB
+    assert stats.rows == SCORED - traffic.scored.unrecorded + 1 + KEYED
+
+
+def test_a_warehouse_made_before_key_ids_gains_their_columns(traffic: Traffic, tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    ingest(traffic.traces, path)
+    with duckdb.connect(str(path)) as con:  # as the warehouse was before the columns existed
+        for table, column in (("requests", "key_id"), ("feedback", "key_id"), ("feedback", "rater_role")):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    again = ingest(shutil.copytree(traffic.traces, tmp_path / "again"), path)  # new paths: read again
+    assert (again.requests, again.feedback, again.malformed) == (0, 0, 0)
+    counted = "SELECT (SELECT count(key_id) FROM requests) + (SELECT count(rater_role) FROM feedback) AS n"
+    assert _rows(path, counted) == [{"n": 0}]  # the rows stored before stay as they were
+    table, stats = label(path, LabelParams())
+    assert stats.rows == SCORED - traffic.scored.unrecorded + 1 + KEYED and stats.feedback_not_owner == 0
 
 
 def test_bootstrap_rows_keep_their_splits_and_traffic_follows_them(
@@ -331,4 +483,6 @@ def test_main_reads_the_loop_section_and_writes_metrics(
     assert (ingested["requests"], ingested["feedback"]) == (traffic.requests, traffic.feedback)
     labelled = json.loads(label_stage.STATS_FILE.read_text())
     written = pq.read_metadata(LoopPaths().outcomes).num_rows
-    assert labelled["rows"] == written == SCORED - traffic.scored.unrecorded + 1
+    assert labelled["rows"] == written == SCORED - traffic.scored.unrecorded + 1 + KEYED
+    assert (labelled["feedback_not_owner"], labelled["feedback_repeated"]) == (1, 2)
+    assert "1 from a key not the request's, 2 repeated" in out[1]

@@ -44,6 +44,13 @@ from serving.security.ssrf import Allowlist, guarded_session
 
 PROVIDER_KEYWORDS: Final = frozenset({"thinking"})
 """Keywords of `litellm.completion` that are provider request fields LiteLLM translates, not its own controls."""
+READ_FROM_KEYWORDS: Final = frozenset(
+    {"success_callback", "failure_callback", "callbacks", "drop_params", "additional_drop_params", "verbose"}
+    | {"disable_fallbacks", "max_fallbacks", "model_group", "specific_deployment", "session_id", "config"}
+)
+"""Controls LiteLLM reads from a call's keywords that its own parameter list leaves out."""
+CONTROL_PREFIXES: Final = ("mock_", "litellm_", "_")
+"""LiteLLM's mocks (`mock_testing_*`, `mock_delay`, ...), its internals, and private keywords."""
 ROUTER_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({"num_retries": 0, "disable_cooldowns": True})
 """No retries and no cooldowns unless `router_settings` asks: the gateway reports each upstream failure as
 it happened, and a single-deployment name would otherwise turn one failure into minutes of 429s."""
@@ -78,7 +85,7 @@ class LiteLLMAdapter:
     ) -> None:
         self._price_map = price_map
         self._limits = limits or LimitSettings()
-        refused = sorted(set(provider_params) & control_keywords())
+        refused = refused_params(provider_params)
         if refused:
             raise GatewayConfigError(
                 f"routeiq_settings.requests.provider_params lists {', '.join(map(repr, refused))}, which LiteLLM "
@@ -245,7 +252,13 @@ def control_keywords() -> frozenset[str]:
     its own parameter list and the keywords of `completion`/`embedding` that are not OpenAI request fields."""
     signatures = (*inspect.signature(litellm.completion).parameters, *inspect.signature(litellm.embedding).parameters)
     openai = CHAT_FIELDS | EMBEDDINGS_FIELDS | PROVIDER_KEYWORDS
-    return frozenset(all_litellm_params) | (frozenset(signatures) - openai)
+    return frozenset(all_litellm_params) | (frozenset(signatures) - openai) | READ_FROM_KEYWORDS
+
+
+def refused_params(names: Collection[str]) -> list[str]:
+    """The `names` LiteLLM would act on itself rather than send upstream (the operator may not enable them)."""
+    controls = control_keywords()
+    return sorted(n for n in names if n in controls or n.startswith(CONTROL_PREFIXES) or n.endswith("_callback"))
 
 
 def _supported(model: str, provider: str, request_type: str) -> frozenset[str]:

@@ -33,8 +33,9 @@ def replay_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def write_outcomes(path: Path) -> Path:
-    """An outcomes file with one answer to PROMPT per upstream model, for a replay provider."""
+def write_outcomes(path: Path, response: str = "4, says {model}") -> Path:
+    """An outcomes file with one answer to PROMPT per upstream model (`response` formatted with the model's name),
+    for a replay provider."""
     rows = [
         {
             "prompt_id": prompt_id(PROMPT),
@@ -46,7 +47,7 @@ def write_outcomes(path: Path) -> Path:
             "cost_source": "recorded",
             "input_tokens": 10,
             "output_tokens": 2,
-            "response": f"4, says {model}",
+            "response": response.format(model=model),
             "source": "unit",
             "split": "test",
         }

@@ -145,8 +145,9 @@ def exceeded(refusal: Refusal, now: float) -> QuotaExceededError:
             f"lower max_tokens, or ask an admin to raise {setting}.",
             retry_after=wait,
         )
+    used = "has used" if kind == RPM else "has used (or holds for requests in flight)"
     return QuotaExceededError(
-        f"{who} has used its {limit:g} {unit} per minute; retry after {wait} s "
+        f"{who} {used} its {limit:g} {unit} per minute; retry after {wait} s "
         f"(Retry-After), send less, or ask an admin to raise {setting}.",
         retry_after=wait,
     )

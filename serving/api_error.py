@@ -94,30 +94,37 @@ def install_error_handlers(
     served_routes: str,
     invalid_request: Callable[[list[ErrorDetails]], ApiError],
     scrub: Callable[[str], str] = scrub_secrets,
+    observe: Callable[[Request, ApiError], None] | None = None,
 ) -> None:
     """Answer every ApiError, unknown path or method, and FastAPI validation error in the OpenAI shape.
 
     `served_routes` is named in 404/405 messages; `invalid_request` builds the server's own 400 error; `scrub`
-    removes secrets from every message (the gateway passes one that also knows its configured keys).
+    removes secrets from every message (the gateway passes one that also knows its configured keys); `observe`
+    sees every error answered (the gateway counts them).
     """
+
+    def answer(request: Request, error: ApiError) -> Response:
+        if observe is not None:
+            observe(request, error)
+        return error_response(error, scrub)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return error_response(exc, scrub)
+        return answer(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         where = f"{request.method} {request.url.path}"
         if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-            return error_response(
-                MethodNotAllowedError(f"{where} is not allowed; this server serves {served_routes}."), scrub
+            return answer(
+                request, MethodNotAllowedError(f"{where} is not allowed; this server serves {served_routes}.")
             )
-        return error_response(UnknownRouteError(f"{where} does not exist; this server serves {served_routes}."), scrub)
+        return answer(request, UnknownRouteError(f"{where} does not exist; this server serves {served_routes}."))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         # Endpoints parse bodies themselves; this only guarantees FastAPI's 422 can never escape.
         assert isinstance(exc, RequestValidationError)
-        return error_response(invalid_request(list(exc.errors())), scrub)
+        return answer(request, invalid_request(list(exc.errors())))
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)

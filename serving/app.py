@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.types import Scope
 
 from registry.reference import parse_reference
@@ -50,6 +50,7 @@ SERVED_ROUTES = (
     "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/feedback, /admin/router, /admin/keys, /metrics, /_health/*"
 )
 HOLD_MARGIN_SECONDS = 60.0
+UNMATCHED = "unmatched"
 ROUTER_WORKERS = 2
 """Threads that run router inference, so a slow router never blocks the event loop."""
 
@@ -77,7 +78,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app = FastAPI(title="RouteIQ gateway", lifespan=lifespan)
     for module in (chat_completions, embeddings, models, feedback, health, metrics, admin, keys):
         app.include_router(module.router)
-    install_error_handlers(app, SERVED_ROUTES, invalid_request, scrubber.scrub)
+    install_error_handlers(app, SERVED_ROUTES, invalid_request, scrubber.scrub, _count_error)
     app.add_middleware(AdmissionMiddleware, limits=config.settings.limits, on_reject=_count_rejection)
     return app
 
@@ -141,6 +142,16 @@ def _hold_seconds(config: GatewayConfig) -> float:
     """How long a quota reservation may hold: the longest an upstream call may take, and a minute to settle."""
     total = config.settings.limits.total_seconds or config.settings.upstream_timeout_seconds
     return total + HOLD_MARGIN_SECONDS
+
+
+def _count_error(request: Request, error: ApiError) -> None:
+    """Count an error answer by its route's template (bounded labels: an unknown path is `unmatched`)."""
+    state: GatewayState | None = getattr(request.app.state, "gateway", None)
+    if state is None:
+        return
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", UNMATCHED))
+    state.metrics.errors.labels(template, str(error.status_code()), error.code).inc()
 
 
 def _count_rejection(scope: Scope, error: ApiError) -> None:

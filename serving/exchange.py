@@ -105,6 +105,7 @@ class Exchange:
             return
         self.span.set_attributes(usage_attributes(usage, provider, cost_usd, cost_source))
         self.state.metrics.record_cost(self.model, cost_usd, cost_source)
+        self.state.metrics.record_tokens(self.model, usage.input_tokens, usage.output_tokens)
         if usage.response_id:
             self.state.responses.remember(usage.response_id, self.span.get_span_context(), self.actor)
         self._end(status)
@@ -116,6 +117,7 @@ class Exchange:
         if partial is not None:
             self.span.set_attributes(usage_attributes(partial, partial.provider, partial.cost.usd, partial.cost.source))
             self.state.metrics.record_cost(self.model, partial.cost.usd, partial.cost.source)
+            self.state.metrics.record_tokens(self.model, partial.input_tokens, partial.output_tokens)
         status = error.status_code() if isinstance(error, ApiError) else 500
         code = error.code if isinstance(error, ApiError) else type(error).__name__
         self.span.set_attribute(a.ERROR_TYPE, code)

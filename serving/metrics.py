@@ -108,6 +108,18 @@ class GatewayMetrics:
             ["model", "reason"],
             registry=r,
         )
+        self.tokens = Counter(
+            "routeiq_tokens",
+            "Tokens of answered (or cut-short) model calls by model and direction (input, output)",
+            ["model", "direction"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "routeiq_error_responses",
+            "Error answers of the gateway's routes (refusals included) by route template, status and code",
+            ["route", "status", "code"],
+            registry=r,
+        )
         self._warned_zero: set[str] = set()
 
     def watch_spans(self, read: Callable[[], dict[str, dict[str, int]]]) -> None:
@@ -126,6 +138,10 @@ class GatewayMetrics:
                 log.warning(
                     "model %s is priced at 0; set its prices in model_list (input/output_cost_per_token)", model
                 )
+
+    def record_tokens(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        self.tokens.labels(model, "input").inc(input_tokens)
+        self.tokens.labels(model, "output").inc(output_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -219,3 +219,49 @@ def test_a_request_that_gives_up_does_not_disturb_its_batch(
     for prompt, decision in zip((PROMPTS[0], PROMPTS[2], PROMPTS[1]), (first, kept, later), strict=True):
         assert decision.by == "router"
         assert decision.model == router.model.decide([prompt], router.candidates)[0].model
+
+
+def test_a_narrowed_candidate_set_is_routed_within_it_with_its_own_propensities(
+    artifacts: dict[str, Path], served: tuple[str, ...]
+) -> None:
+    """A caller allowed only some deployments: the router argmaxes over those, exploration draws among them, and
+    the propensity is over that set; batched with unrestricted requests, each keeps its own candidates."""
+    router = _router(artifacts, "knn", served)
+    allowed = served[1:3]
+    greedy = _policy(router, served)
+    for prompt in PROMPTS:
+        full = asyncio.run(greedy.decide(prompt, 0.0, prompt))
+        narrowed = asyncio.run(greedy.decide(prompt, 0.0, prompt, allowed))
+        assert narrowed.model in allowed and narrowed.candidates == allowed and narrowed.propensity == 1.0
+        assert full.candidates == router.candidates
+        best = max(allowed, key=lambda m: narrowed.quality[allowed.index(m)])
+        assert narrowed.model == best
+    explorer = _policy(router, served, epsilon=1.0, seed=3)
+
+    async def mixed() -> list[tuple[str, tuple[str, ...], float]]:
+        calls = [explorer.decide(PROMPTS[i % 3], 0.0, str(i), allowed if i % 2 else None) for i in range(200)]
+        return [(d.model, d.candidates, d.propensity) for d in await asyncio.gather(*calls)]
+
+    for index, (model, candidates, propensity) in enumerate(asyncio.run(mixed())):
+        if index % 2:
+            assert model in allowed and candidates == allowed and propensity == pytest.approx(1 / len(allowed))
+        else:
+            assert candidates == router.candidates and propensity == pytest.approx(1 / len(router.candidates))
+
+
+def test_the_fallback_draws_only_among_the_allowed_deployments(served: tuple[str, ...]) -> None:
+    policy = _policy(None, served, fallback_model=served[0])
+    allowed = served[2:4]
+    decisions = [asyncio.run(policy.decide(PROMPTS[0], 0.0, str(i), allowed)) for i in range(60)]
+    assert {d.model for d in decisions} == set(allowed)
+    assert all(d.propensity == pytest.approx(0.5) and d.fallback_reason == "no_router" for d in decisions)
+    assert asyncio.run(policy.decide(PROMPTS[0], 0.0, "k")).model == served[0]  # unrestricted: the fixed fallback
+
+
+def test_a_router_that_knows_none_of_the_allowed_models_falls_back_among_them(
+    artifacts: dict[str, Path], served: tuple[str, ...]
+) -> None:
+    router = _router(artifacts, "knn", served[:3], allow_partial_candidates=True)
+    policy = _policy(router, served)
+    decision = asyncio.run(policy.decide(PROMPTS[0], 0.0, "k", served[3:5]))
+    assert decision.model in served[3:5] and decision.fallback_reason == "no_allowed_candidate"

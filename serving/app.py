@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
 from registry.reference import parse_reference
@@ -32,7 +33,7 @@ from serving.providers.providers import Providers
 from serving.resilience.admission import AdmissionMiddleware
 from serving.resilience.failover import Failover
 from serving.responses import RecentResponses
-from serving.routes import admin, chat_completions, embeddings, feedback, health, keys, metrics, models
+from serving.routes import admin, api_docs, chat_completions, embeddings, feedback, health, keys, metrics, models
 from serving.routing.policy import RoutingPolicy
 from serving.routing.poller import RegistryPoller
 from serving.routing.slots import CHALLENGER, CHAMPION, FAILED, LOADED, PollResult, RouterSlot
@@ -75,11 +76,34 @@ def create_app(config: GatewayConfig) -> FastAPI:
             finally:
                 await _stop(state)
 
-    app = FastAPI(title="RouteIQ gateway", lifespan=lifespan)
+    security = config.settings.security
+    public = security.api_docs == "public"
+    app = FastAPI(
+        title="RouteIQ gateway",
+        lifespan=lifespan,
+        # A redirect to the trailing-slash-free path would be built from the client's Host header.
+        redirect_slashes=False,
+        openapi_url="/openapi.json" if public else None,
+        docs_url="/docs" if public else None,
+        redoc_url="/redoc" if public else None,
+    )
     for module in (chat_completions, embeddings, models, feedback, health, metrics, admin, keys):
         app.include_router(module.router)
+    if security.api_docs == "operator":
+        app.include_router(api_docs.router)
     install_error_handlers(app, SERVED_ROUTES, invalid_request, scrubber.scrub, _count_error)
     app.add_middleware(AdmissionMiddleware, limits=config.settings.limits, on_reject=_count_rejection)
+    cors = security.cors
+    if cors.allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors.allow_origins),
+            allow_methods=list(cors.allow_methods),
+            allow_headers=list(cors.allow_headers),
+            expose_headers=list(cors.expose_headers),
+            allow_credentials=cors.allow_credentials,
+            max_age=cors.max_age,
+        )
     return app
 
 

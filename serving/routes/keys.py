@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 
-from serving.access.audit import ALLOWED, FAILED, AuditEntry
+from serving.access.audit import ALLOWED, DENIED, FAILED, AuditEntry
 from serving.access.guard import AccessControl, Principal
 from serving.access.keys import KeyRequest, KeyStoreError, VirtualKey, mint
 from serving.auth import AdminDep
@@ -55,9 +55,13 @@ async def list_keys(state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
 @router.delete("/admin/keys/{key_id}", response_model=None, responses=responses(Key, 401, 403, 404, 503))
 async def revoke_key(key_id: str, state: GatewayStateDep, caller: AdminDep) -> dict[str, Any]:
     access = state.access
+    known = await _stored(access, caller, "key.revoke", key_id, access.keys.list_keys())
+    if not any(key.id == key_id for key in known):
+        await access.audit(AuditEntry(caller.actor, "key.revoke", key_id, DENIED, {"reason": KeyNotFoundError.code}))
+        raise KeyNotFoundError(key_id)
     await access.audit(AuditEntry(caller.actor, "key.revoke", key_id, ALLOWED))
     key = await _stored(access, caller, "key.revoke", key_id, access.keys.revoke(key_id, time.time()))
-    if key is None:
+    if key is None:  # revoked by another replica meanwhile: the store no longer holds it as live
         raise KeyNotFoundError(key_id)
     return key.public()
 

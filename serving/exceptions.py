@@ -16,6 +16,9 @@ Pure exception classes; the app turns `GatewayError` into OpenAI-shaped response
     │       ├── UpstreamStatusError       4xx as the provider said    the provider refused the request
     │       ├── UpstreamRateLimitError    429 upstream_rate_limited   with Retry-After when the provider gave one
     │       ├── QuotaExceededError        429 quota_exceeded   a key's or team's rpm/tpm (Retry-After) or budget
+    │       ├── TooManyInFlightError      429 too_many_in_flight  limits.max_in_flight_per_key; with Retry-After
+    │       ├── RequestTimeoutError       408 request_timeout  head or body slower than limits.*_read_seconds
+    │       ├── InvalidHttpRequestError   400 invalid_http_request  bytes that are not HTTP/1.1 (connection closed)
     │       ├── UpstreamError             502 upstream_error          provider failed or answered nonsense
     │       ├── UpstreamTimeoutError      504 upstream_timeout
     │       │   └── UpstreamDeadlineError 504 upstream_deadline  a routeiq_settings.limits deadline passed
@@ -279,6 +282,57 @@ class HeadersTooLargeError(GatewayError):
             f"The request headers total {size} bytes, over this gateway's limit of {limit}; send fewer or "
             "shorter headers (operators: routeiq_settings.limits.max_header_bytes)."
         )
+
+
+class TooManyInFlightError(GatewayError):
+    """The caller's key already has `limits.max_in_flight_per_key` requests being served."""
+
+    status = 429
+    error_type = RATE_LIMIT_TYPE
+    code = "too_many_in_flight"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"This key already has {limit} requests in flight, its limit; lower your concurrency (wait for an "
+            f"answer before sending more) and retry after {retry_after} s "
+            "(operators: routeiq_settings.limits.max_in_flight_per_key).",
+            retry_after=retry_after,
+        )
+
+
+class RequestTimeoutError(GatewayError):
+    """The request's head or body arrived slower than `limits.header_read_seconds`/`body_read_seconds`; the
+    connection is closed after this answer."""
+
+    status = 408
+    error_type = INVALID_REQUEST_TYPE
+    code = "request_timeout"
+
+    def __init__(self, part: str, seconds: float, setting: str) -> None:
+        super().__init__(
+            f"The request's {part} did not arrive within {seconds:g} s; send it at once, not trickled "
+            f"(operators: routeiq_settings.limits.{setting})."
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Connection": "close"}
+
+
+class InvalidHttpRequestError(GatewayError):
+    """The bytes received are not a valid HTTP/1.1 request; the connection is closed after this answer."""
+
+    status = 400
+    error_type = INVALID_REQUEST_TYPE
+    code = "invalid_http_request"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The bytes received are not a valid HTTP/1.1 request (request line, headers or chunked framing); "
+            "send a well-formed request, e.g. with an HTTP client library."
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Connection": "close"}
 
 
 class ClientDisconnectedError(GatewayError):

@@ -1,8 +1,9 @@
 """The one admission point of the model routes (chat completions, embeddings). In order: the request's span
-starts; the caller is authenticated from the header block; its rpm is counted — all before a byte of the body is
-read, so a slow or huge body costs an unknown or over-limit caller nothing; then the body (its read time bounded
-by the admission middleware), the field allow-list, the schema, the model's permissions and the policy. Every
-refusal ends the span with its status and is counted, like any other answer.
+starts; the caller is authenticated from the header block; its requests in flight (`max_in_flight_per_key`)
+and its rpm are counted — all before a byte of the body is read, so a slow or huge body costs an unknown or
+over-limit caller nothing; then the body (its read time bounded by the admission middleware), the field
+allow-list, the schema, the model's permissions and the policy. Every refusal ends the span with its status and
+is counted, like any other answer.
 
 After the decision, `Admitted.reserve` holds the request's maximum tokens and cost against the caller's tpm and
 budget, and `Admitted.settle` charges what the call really used. Nothing here calls an upstream.
@@ -19,13 +20,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from starlette.requests import Request
 
-from serving.access.guard import Principal
+from serving.access.guard import ANONYMOUS, Principal
 from serving.access.quotas import Ticket
 from serving.auth import PRINCIPAL, allow_model, bearer_token, permitted_models, policy_attributes
 from serving.exchange import Exchange, read_body
 from serving.providers.accounting import estimated_input_tokens
 from serving.request_fields import check_fields, forwarded
 from serving.request_span import request_attributes
+from serving.resilience.key_in_flight import HOLD, KeyHold
 from serving.schemas import parse_body, validate
 from serving.settings import RequestSettings
 from serving.state import GatewayState
@@ -111,6 +113,9 @@ async def _admit(
     setattr(request.state, PRINCIPAL, principal)
     exchange.actor = principal.actor
     exchange.span.set_attribute(a.KEY_ID, principal.actor)
+    hold: KeyHold | None = getattr(request.state, HOLD, None)
+    if hold is not None and principal.actor != ANONYMOUS:
+        hold.take(principal.actor)  # released by the admission middleware when the response ends
     ticket = await state.access.quotas.admit(principal.key, time.time())
     body = parse_body(await read_body(request))
     check_fields(body, surface.fields(state.config.settings.requests))

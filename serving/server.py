@@ -13,6 +13,7 @@ import uvicorn
 from serving.app import create_app
 from serving.background_server import running_server
 from serving.config import GatewayConfig
+from serving.http_protocol import protocol_for
 from serving.security.scrub import Scrubber, SecretFilter
 from serving.startup import bound_url, listen, run_until_stopped
 
@@ -24,12 +25,14 @@ LOGGER = "routeiq"
 def server_config(
     config: GatewayConfig, host: str, port: int, access_log: bool = False, loop: str = "auto"
 ) -> uvicorn.Config:
-    """`loop="auto"` takes uvloop (and httptools for HTTP/1.1) when installed, as requirements.txt does."""
+    """`loop="auto"` takes uvloop when installed, as requirements.txt does. HTTP/1.1 is always httptools, in the
+    gateway's protocol (`serving.http_protocol`: no trailers as headers, a head deadline, JSON parse errors)."""
     return uvicorn.Config(
         create_app(config),
         host=host,
         port=port,
         loop=loop,
+        http=protocol_for(config.settings.limits),
         log_level="info",
         access_log=access_log,
         lifespan="on",

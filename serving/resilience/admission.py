@@ -1,12 +1,15 @@
 """Admission control as a pure ASGI middleware: too many `/v1/*` requests in flight (503 with Retry-After),
 a body over the size limit (413, by Content-Length or counted as a chunked body arrives), headers over theirs
-(431); a client that leaves before its answer ends quietly. It never reads a body itself.
+(431), a body slower than `body_read_seconds` (408, connection closed); a client that leaves before its answer
+ends quietly. Each `/v1/*` request carries a `KeyHold` that intake fills once its key is known
+(`max_in_flight_per_key`), released with the response. It never reads a body itself.
 
 Pure ASGI, not `BaseHTTPMiddleware`: that one buffers and re-wraps every response, slowing and breaking streams.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Final
 
@@ -15,7 +18,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.api_error import ApiError
-from serving.exceptions import GatewayOverloadedError, HeadersTooLargeError, RequestTooLargeError
+from serving.exceptions import (
+    GatewayOverloadedError,
+    HeadersTooLargeError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+)
+from serving.resilience.key_in_flight import HOLD, KeyHold, KeyInFlight
 from serving.resilience.settings import LimitSettings
 
 GUARDED_PREFIX: Final = "/v1/"
@@ -31,6 +40,7 @@ class AdmissionMiddleware:
         self.app = app
         self.limits = limits
         self.in_flight = 0
+        self.per_key = KeyInFlight(limits.max_in_flight_per_key, limits.retry_after_seconds)
         self._on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,10 +53,14 @@ class AdmissionMiddleware:
             await self._reject(scope, send, refusal)
             return
         self.in_flight += guarded
+        hold = KeyHold(self.per_key)
+        if guarded:
+            scope.setdefault("state", {})[HOLD] = hold
         try:
             await self._admitted(scope, receive, send)
         finally:
             self.in_flight -= guarded
+            hold.release()
 
     def _refusal(self, scope: Scope, guarded: bool) -> ApiError | None:
         limits = self.limits
@@ -65,10 +79,15 @@ class AdmissionMiddleware:
         limit = self.limits.max_body_bytes
         received = 0
         started = False
+        timed = _BodyDeadline(self.limits.body_read_seconds)
 
         async def counting() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await timed.receive(receive)
+            except RequestTimeoutError as late:
+                self._count(scope, late)
+                raise
             received += len(message.get("body", b""))
             if received > limit:
                 error = RequestTooLargeError(limit)
@@ -83,7 +102,7 @@ class AdmissionMiddleware:
 
         try:
             await self.app(scope, counting, sending)
-        except RequestTooLargeError as error:
+        except (RequestTooLargeError, RequestTimeoutError) as error:
             # Raised in `counting` where no endpoint catches it (an endpoint reading the body answers it itself).
             if started:
                 raise
@@ -98,6 +117,27 @@ class AdmissionMiddleware:
     def _count(self, scope: Scope, error: ApiError) -> None:
         if self._on_reject is not None:
             self._on_reject(scope, error)
+
+
+class _BodyDeadline:
+    """`body_read_seconds` from the request's start to its body's last byte; receives after it (waiting for the
+    client to leave, while an answer is made) have no deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self.done = False
+
+    async def receive(self, receive: Receive) -> Message:
+        if self.done:
+            return await receive()
+        remaining = self.deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(receive(), max(remaining, 0.0))
+        except TimeoutError:
+            raise RequestTimeoutError("body", self.seconds, "body_read_seconds") from None
+        self.done = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
 
 
 async def _answer(send: Send, error: ApiError) -> None:

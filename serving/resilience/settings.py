@@ -23,7 +23,17 @@ class LimitSettings(BaseModel):
     max_body_bytes: int = Field(default=4 * MIB, ge=1)
     """Largest request body (by Content-Length, or counted as a chunked body arrives); larger is a 413."""
     max_header_bytes: int = Field(default=32 * KIB, ge=1)
-    """Largest sum of header name and value bytes; larger is a 431."""
+    """Largest sum of header name and value bytes; larger is a 431. Trailers of a chunked body count against it
+    too (over it: a 431 and the connection closed); they are never read as headers."""
+    max_in_flight_per_key: int = Field(default=64, ge=0)
+    """Requests of one API key (the master key counts as one) served at once, streams until their last byte; one
+    more is answered 429 `too_many_in_flight` with Retry-After. 0: no per-key limit."""
+    header_read_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    """Longest a connection may take to send a request's line and headers (from its first byte, or from the
+    connection's start); a miss is a 408 `request_timeout` and the connection is closed."""
+    body_read_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """Longest the gateway waits for a request's whole body once its headers are in; a miss is a 408
+    `request_timeout` and the connection is closed."""
     total_seconds: float | None = Field(default=600.0, gt=0.0)
     """Direct path: longest an upstream call may take from request to last byte; a miss is a 504 (or ends a
     started stream with an error event)."""

@@ -121,7 +121,8 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         provider_params=settings.requests.provider_params,
     )
     metrics_ = GatewayMetrics()
-    telemetry = Telemetry(settings.telemetry)
+    scrubber = Scrubber.for_config(config)
+    telemetry = Telemetry(settings.telemetry, scrubber=scrubber)
     failover = Failover(providers, settings.failover)
     metrics_.watch_circuits(failover.breakers.states)
     metrics_.watch_spans(lambda: {k: dataclasses.asdict(v) for k, v in telemetry.counts().items()})
@@ -145,7 +146,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         policy=policy,
         poller=poller,
         responses=RecentResponses(settings.feedback_window),
-        scrubber=Scrubber.for_config(config),
+        scrubber=scrubber,
         access=access,
     )
 

@@ -66,10 +66,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
             log.info(note)
         with scrubbing_logs(scrubber), ThreadPoolExecutor(ROUTER_WORKERS, thread_name_prefix="router") as executor:
             state = build_state(config, executor)
-            await state.providers.start()
+            # First: an unwritable span directory stops the start before anything else has to be stopped.
             state.telemetry.start()
             app.state.gateway = state
             try:
+                await state.providers.start()
                 await state.poller.poll_once()
                 state.poll_task = asyncio.create_task(state.poller.run(), name="registry-poller")
                 yield

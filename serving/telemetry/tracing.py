@@ -19,6 +19,7 @@ from opentelemetry.trace import NoOpTracer, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from serving.security.scrub import Scrubber
+from serving.telemetry.directory import check_writable
 from serving.telemetry.file_exporter import RotatingFileSpanExporter
 from serving.telemetry.processor import BoundedSpanProcessor
 from serving.telemetry.scrubbing import CleaningSpanExporter, SpanCleaner, set_time_limit
@@ -83,12 +84,16 @@ class Telemetry:
         return self._tracer
 
     def start(self) -> None:
-        """Build the provider, the exporters and their export threads; a second call is an error."""
+        """Check the span directory is writable, then build the provider, the exporters and their export threads.
+
+        An unwritable directory is a `GatewayConfigError` and nothing is started; a second call is an error.
+        """
         if self._tracer is not None:
             raise RuntimeError("Telemetry.start() was called twice.")
         if not self.settings.enabled:
             self._tracer = NoOpTracer()
             return
+        check_writable(self.settings.directory)
         resource = Resource.create({**self._resource_attributes, SERVICE_NAME: self.settings.service_name})
         # Every span is training data: sample all of them whatever OTEL_TRACES_SAMPLER says.
         # A value is bounded when it is set (a 3 MB string never waits in a queue), with a margin for the cleaner.

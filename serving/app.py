@@ -66,10 +66,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
             log.info(note)
         with scrubbing_logs(scrubber), ThreadPoolExecutor(ROUTER_WORKERS, thread_name_prefix="router") as executor:
             state = build_state(config, executor)
-            await state.providers.start()
+            # First: an unwritable span directory stops the start before anything else has to be stopped.
             state.telemetry.start()
             app.state.gateway = state
             try:
+                await state.providers.start()
                 await state.poller.poll_once()
                 state.poll_task = asyncio.create_task(state.poller.run(), name="registry-poller")
                 yield
@@ -121,7 +122,8 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         provider_params=settings.requests.provider_params,
     )
     metrics_ = GatewayMetrics()
-    telemetry = Telemetry(settings.telemetry)
+    scrubber = Scrubber.for_config(config)
+    telemetry = Telemetry(settings.telemetry, scrubber=scrubber)
     failover = Failover(providers, settings.failover)
     metrics_.watch_circuits(failover.breakers.states)
     metrics_.watch_spans(lambda: {k: dataclasses.asdict(v) for k, v in telemetry.counts().items()})
@@ -145,7 +147,7 @@ def build_state(config: GatewayConfig, executor: ThreadPoolExecutor) -> GatewayS
         policy=policy,
         poller=poller,
         responses=RecentResponses(settings.feedback_window),
-        scrubber=Scrubber.for_config(config),
+        scrubber=scrubber,
         access=access,
     )
 

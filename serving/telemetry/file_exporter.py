@@ -46,7 +46,8 @@ class RotatingFileSpanExporter(SpanExporter):
     """Writes each batch as one line of `directory/spans-*.jsonl`, starting a new file before one would pass
     `max_file_bytes` (a single line longer than that gets a file of its own).
 
-    The directory and the first file are created at the first export, so an idle gateway writes nothing.
+    The first file is created at the first export, so an idle gateway writes no file (`Telemetry.start` creates
+    the directory and checks it is writable). Failing writes are counted and logged once, not once each.
     """
 
     def __init__(self, directory: Path, max_file_bytes: int) -> None:
@@ -61,6 +62,7 @@ class RotatingFileSpanExporter(SpanExporter):
         self._path: Path | None = None
         self._size = 0
         self._closed = False
+        self._failing = False
         self._lock = threading.Lock()
 
     @property
@@ -83,12 +85,27 @@ class RotatingFileSpanExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             try:
                 self._write(line)
-            except OSError:
-                _logger.exception("Could not write %d spans under %s.", len(spans), self._directory)
+            except OSError as exc:
+                self._failed(len(spans), exc)
                 # A half-written line stays last in its file; the next line starts a new file.
                 self._close_file()
                 return SpanExportResult.FAILURE
+            if self._failing:
+                self._failing = False
+                _logger.warning("Writing spans under %s again.", self._directory)
         return SpanExportResult.SUCCESS
+
+    def _failed(self, count: int, exc: OSError) -> None:
+        """One warning line when writes start failing, none for the next (no traceback); the processor counts them."""
+        if not self._failing:
+            self._failing = True
+            _logger.warning(
+                "Could not write %d spans under %s (%s); spans are counted as failed "
+                '(routeiq_spans_total{destination="file",outcome="failed"}) and not logged until a write succeeds.',
+                count,
+                self._directory,
+                exc,
+            )
 
     def shutdown(self) -> None:
         with self._lock:

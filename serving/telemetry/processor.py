@@ -53,6 +53,7 @@ class BoundedSpanProcessor(SpanProcessor):
         self._flush_requested = False
         self._stopping = False
         self._queued = self._dropped = self._exported = self._failed = 0
+        self._raising = False  # whether the last export raised; only the export thread touches it
         self._thread = threading.Thread(target=self._run, name=f"routeiq-export-{name}", daemon=True)
         self._thread.start()
 
@@ -159,15 +160,23 @@ class BoundedSpanProcessor(SpanProcessor):
     def _should_export(self) -> bool:
         return self._stopping or self._flush_requested or len(self._queue) >= self._batch_size
 
-    @staticmethod
-    def _export_to(exporter: SpanExporter, batch: list[ReadableSpan]) -> bool:
+    def _export_to(self, exporter: SpanExporter, batch: list[ReadableSpan]) -> bool:
+        """Export one batch; a failure is counted by the caller, and logged only when exports start failing
+        (an exporter that returns a failure has said why itself), so a full disk is not a log line per batch."""
         try:
             result = exporter.export(batch)
         except Exception:
-            _logger.exception("%s raised while exporting %d spans.", type(exporter).__name__, len(batch))
+            if not self._raising:
+                _logger.exception(
+                    "%s raised while exporting %d spans; later failures are counted, not logged, until one succeeds.",
+                    type(exporter).__name__,
+                    len(batch),
+                )
+            self._raising = True
             return False
+        self._raising = False
         if result is not SpanExportResult.SUCCESS:
-            _logger.warning("%s failed to export %d spans.", type(exporter).__name__, len(batch))
+            _logger.debug("%s failed to export %d spans.", type(exporter).__name__, len(batch))
             return False
         return True
 

@@ -32,6 +32,9 @@ class TelemetrySettings(BaseModel):
     """Longest a span waits in the queue before it is exported."""
     max_file_bytes: int = Field(default=64 * MIB, gt=0)
     """A new file is started before a line would take the current one past this size."""
+    max_attribute_chars: int = Field(default=4096, ge=64)
+    """Longest string a span attribute keeps (each string of a sequence too); longer ones are clipped and end in
+    `…[clipped from N chars]`. A captured prompt is clipped too; its hash is of the whole prompt."""
     capture_prompts: bool = False
     """Record the prompt text on spans (`routeiq.prompt.text`); the prompt hash is always recorded."""
     service_name: str = Field(default="routeiq-gateway", min_length=1)

@@ -12,14 +12,17 @@ from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import NoOpTracer, Tracer
 from opentelemetry.util.types import AttributeValue
 
+from serving.security.scrub import Scrubber
+from serving.telemetry.directory import check_writable
 from serving.telemetry.file_exporter import RotatingFileSpanExporter
 from serving.telemetry.processor import BoundedSpanProcessor
+from serving.telemetry.scrubbing import CleaningSpanExporter, SpanCleaner, set_time_limit
 from serving.telemetry.settings import TelemetrySettings
 
 TRACER_NAME = "routeiq.gateway"
@@ -50,13 +53,19 @@ class Telemetry:
     """Spans of one gateway: `start()` builds the provider and export threads, `shutdown()` flushes them.
 
     Each destination (the files, the collector) has its own bounded queue and thread, so a slow or absent
-    collector never delays the files the pipelines read. Counters are summed over destinations.
+    collector never delays the files the pipelines read. Counters are summed over destinations. Every span is
+    scrubbed with `scrubber` (the gateway's: its configured keys, and every secret recognisable by shape) and
+    clipped to `settings.max_attribute_chars` before any destination sees it.
     """
 
     def __init__(
-        self, settings: TelemetrySettings, resource_attributes: Mapping[str, AttributeValue] | None = None
+        self,
+        settings: TelemetrySettings,
+        resource_attributes: Mapping[str, AttributeValue] | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.settings = settings
+        self._cleaner = SpanCleaner(scrubber or Scrubber(), settings.max_attribute_chars)
         self._resource_attributes = dict(resource_attributes or {})
         self._provider: TracerProvider | None = None
         self._processors: dict[str, BoundedSpanProcessor] = {}
@@ -75,18 +84,24 @@ class Telemetry:
         return self._tracer
 
     def start(self) -> None:
-        """Build the provider, the exporters and their export threads; a second call is an error."""
+        """Check the span directory is writable, then build the provider, the exporters and their export threads.
+
+        An unwritable directory is a `GatewayConfigError` and nothing is started; a second call is an error.
+        """
         if self._tracer is not None:
             raise RuntimeError("Telemetry.start() was called twice.")
         if not self.settings.enabled:
             self._tracer = NoOpTracer()
             return
+        check_writable(self.settings.directory)
         resource = Resource.create({**self._resource_attributes, SERVICE_NAME: self.settings.service_name})
         # Every span is training data: sample all of them whatever OTEL_TRACES_SAMPLER says.
-        provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
+        # A value is bounded when it is set (a 3 MB string never waits in a queue), with a margin for the cleaner.
+        limits = SpanLimits(max_attribute_length=set_time_limit(self.settings.max_attribute_chars))
+        provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False, span_limits=limits)
         for name, exporter in self._exporters().items():
             processor = BoundedSpanProcessor(
-                [exporter],
+                [CleaningSpanExporter(exporter, self._cleaner)],
                 max_queue_size=self.settings.max_queue_size,
                 max_export_batch_size=self.settings.max_export_batch_size,
                 export_interval_seconds=self.settings.export_interval_seconds,

@@ -27,9 +27,12 @@ ERROR_MEANINGS = MappingProxyType[int | str, str](
         401: "invalid_api_key: missing, wrong, expired or revoked key, or conflicting credentials",
         403: "permission_denied: the key's role or allowed_models, or a routeiq_settings.policy rule, refuse it",
         404: "model_not_found (neither a deployment nor the virtual model) or the upstream's own 404",
+        408: "request_timeout: the headers or the body took longer than routeiq_settings.limits.header_read_seconds "
+        "or body_read_seconds to arrive",
         409: "feedback_exists: the response already has feedback (the first is kept; rate each response once)",
         413: "request_too_large: the body is over routeiq_settings.limits.max_body_bytes",
-        429: "quota_exceeded (a key's or team's rpm, tpm or budget) or upstream_rate_limited; Retry-After when known",
+        429: "quota_exceeded (a key's or team's rpm, tpm or budget), too_many_in_flight (the key's "
+        "max_in_flight_per_key) or upstream_rate_limited; Retry-After when known",
         431: "request_headers_too_large: the headers are over routeiq_settings.limits.max_header_bytes",
         502: "upstream_error: the provider failed, refused the gateway's credentials or answered nonsense",
         503: "gateway_overloaded (max_in_flight reached, with Retry-After), upstream_unavailable (every deployment "
@@ -38,7 +41,7 @@ ERROR_MEANINGS = MappingProxyType[int | str, str](
         UPSTREAM_4XX: "upstream_rejected: another 4xx the provider answered, passed on with its status",
     }
 )
-ALWAYS = (413, 431)
+ALWAYS = (408, 413, 431)
 """Statuses the admission middleware can answer on any route, before the endpoint runs."""
 
 

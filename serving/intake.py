@@ -24,6 +24,7 @@ from serving.access.guard import ANONYMOUS, Principal
 from serving.access.quotas import Ticket
 from serving.auth import PRINCIPAL, allow_model, bearer_token, permitted_models, policy_attributes
 from serving.exchange import Exchange, read_body
+from serving.policy.client_ip import FORWARDED_FOR, client_address
 from serving.providers.accounting import estimated_input_tokens
 from serving.request_fields import check_fields, forwarded
 from serving.request_span import request_attributes
@@ -62,6 +63,8 @@ class Admitted(Generic[M]):
     parsed: M
     ticket: Ticket
     surface: Surface
+    caller: str
+    """Who the circuit breakers count an upstream failure for: the key id (or `master`), else the client address."""
 
     def served(self, state: GatewayState) -> tuple[str, ...]:
         """The deployments this caller may use (its key's `allowed_models` and the policy), in config order."""
@@ -116,6 +119,7 @@ async def _admit(
     hold: KeyHold | None = getattr(request.state, HOLD, None)
     if hold is not None and principal.actor != ANONYMOUS:
         hold.take(principal.actor)  # released by the admission middleware when the response ends
+    caller = principal.actor if principal.actor != ANONYMOUS else _client(request, state)
     ticket = await state.access.quotas.admit(principal.key, time.time())
     body = parse_body(await read_body(request))
     check_fields(body, surface.fields(state.config.settings.requests))
@@ -125,4 +129,12 @@ async def _admit(
     await allow_model(request, state, model)
     exchange.span.set_attributes(policy_attributes(request))
     assignment = hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
-    return Admitted(request, exchange, principal, assignment, forwarded(body), parsed, ticket, surface)
+    return Admitted(request, exchange, principal, assignment, forwarded(body), parsed, ticket, surface, caller)
+
+
+def _client(request: Request, state: GatewayState) -> str:
+    """An anonymous caller (open mode) by its address: the peer, or what a trusted proxy forwarded for."""
+    peer = request.client.host if request.client is not None else None
+    trusted = state.config.settings.policy.trusted_proxies
+    forwarded = ", ".join(request.headers.getlist(FORWARDED_FOR))
+    return f"client {client_address(peer, forwarded or None, trusted) or 'unknown'}"

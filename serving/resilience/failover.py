@@ -66,17 +66,24 @@ class Failover:
         """`name`, then its fallbacks (or the default ones), each once."""
         return self._chains.get(name, (name,))
 
-    async def complete(self, name: str, body: Mapping[str, Any], attempts: list[Attempt]) -> Served[ProviderResult]:
-        """A non-streamed chat completion from `name` or a fallback; failed attempts are appended to `attempts`."""
-        return await self._run(name, lambda model: self._providers.complete(model, body), attempts)
+    async def complete(
+        self, name: str, body: Mapping[str, Any], attempts: list[Attempt], caller: str
+    ) -> Served[ProviderResult]:
+        """A non-streamed chat completion from `name` or a fallback; failed attempts are appended to `attempts`.
+        `caller` (a key id or client address) is who an upstream failure is counted for by the breakers."""
+        return await self._run(name, lambda model: self._providers.complete(model, body), attempts, caller)
 
-    async def embed(self, name: str, body: Mapping[str, Any], attempts: list[Attempt]) -> Served[ProviderResult]:
+    async def embed(
+        self, name: str, body: Mapping[str, Any], attempts: list[Attempt], caller: str
+    ) -> Served[ProviderResult]:
         """Embeddings from `name` or a fallback; failed attempts are appended to `attempts`."""
-        return await self._run(name, lambda model: self._providers.embed(model, body), attempts)
+        return await self._run(name, lambda model: self._providers.embed(model, body), attempts, caller)
 
-    async def stream(self, name: str, body: Mapping[str, Any], attempts: list[Attempt]) -> Served[ProviderStream]:
+    async def stream(
+        self, name: str, body: Mapping[str, Any], attempts: list[Attempt], caller: str
+    ) -> Served[ProviderStream]:
         """A stream from `name` or a fallback whose first chunk has arrived; failed attempts go to `attempts`."""
-        return await self._run(name, lambda model: self._started(model, body), attempts)
+        return await self._run(name, lambda model: self._started(model, body), attempts, caller)
 
     async def _started(self, model: str, body: Mapping[str, Any]) -> ProviderStream:
         stream = await self._providers.stream(model, body)
@@ -87,7 +94,9 @@ class Failover:
             raise
         return stream
 
-    async def _run(self, name: str, call: Callable[[str], Awaitable[T]], attempts: list[Attempt]) -> Served[T]:
+    async def _run(
+        self, name: str, call: Callable[[str], Awaitable[T]], attempts: list[Attempt], caller: str
+    ) -> Served[T]:
         last: GatewayError | None = None
         chain = self.chain(name)
         for model in chain:
@@ -102,7 +111,7 @@ class Failover:
                 try:
                     value = await call(model)
                 except UPSTREAM_FAILURES as exc:
-                    self.breakers.failed(model)
+                    self.breakers.failed(model, caller, exc.code)
                     attempts.append(Attempt(model, exc.code))
                     last = exc
                     continue

@@ -44,15 +44,21 @@ class LimitSettings(BaseModel):
 
 
 class BreakerSettings(BaseModel):
-    """A circuit breaker per deployment name: after `failures` upstream failures in a row its calls are skipped
-    (straight to a fallback, or 503) for `cooldown_seconds`; then one trial call decides whether it closes."""
+    """A circuit breaker per deployment name: after `failures` upstream failures in a row, from at least
+    `min_callers` different callers, its calls are skipped (straight to a fallback, or 503) for
+    `cooldown_seconds`; then trial calls decide whether it closes."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     enabled: bool = True
     """Off: every call goes to the deployment however often it failed."""
     failures: int = Field(default=5, ge=1)
-    """Consecutive upstream failures (5xx, 429, timeouts, unreachable) that open the circuit."""
+    """Consecutive upstream failures (5xx, 429, timeouts, unreachable) that open the circuit; a 4xx the upstream
+    gives the request itself, a request the gateway refuses and a client that leaves count for nothing."""
+    min_callers: int = Field(default=2, ge=1, le=100)
+    """Distinct callers (API key ids; the client address without keys) those failures must come from, and that
+    failed trials must come from to reopen it: one caller's requests alone never open a circuit shared with
+    others. 1: any caller's failures count (the breaker of one-tenant gateways)."""
     cooldown_seconds: float = Field(default=30.0, gt=0.0)
     """How long an open circuit skips the deployment before one trial call is let through."""
 

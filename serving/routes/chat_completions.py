@@ -56,7 +56,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
         body["model"] = decision.model
         await admitted.reserve(state, state.failover.chain(decision.model))
         if chat.stream:
-            started = await state.failover.stream(decision.model, body, exchange.attempts)
+            started = await state.failover.stream(decision.model, body, exchange.attempts, admitted.caller)
             headers = exchange.served(started.model, headers)
             forward = _forward(started.value, admitted)
             # The background task runs even after a disconnect cancelled the response mid-`send`, when
@@ -64,7 +64,9 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
             return StreamingResponse(
                 forward, media_type=SSE_MEDIA_TYPE, headers=headers, background=BackgroundTask(forward.aclose)
             )
-        served = await unless_client_leaves(request, state.failover.complete(decision.model, body, exchange.attempts))
+        served = await unless_client_leaves(
+            request, state.failover.complete(decision.model, body, exchange.attempts, admitted.caller)
+        )
         headers = exchange.served(served.model, headers)
         result = served.value
     except BaseException as exc:

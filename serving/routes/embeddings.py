@@ -48,7 +48,9 @@ async def create_embeddings(request: Request, state: GatewayStateDep) -> Respons
             raise ModelNotFoundError(model, virtual)
         headers = exchange.decided(explicit(model), {a.CHOSEN_MODEL: model})
         await admitted.reserve(state, state.failover.chain(model))
-        served = await unless_client_leaves(request, state.failover.embed(model, admitted.body, exchange.attempts))
+        served = await unless_client_leaves(
+            request, state.failover.embed(model, admitted.body, exchange.attempts, admitted.caller)
+        )
         headers = exchange.served(served.model, headers)
         result = served.value
     except BaseException as exc:

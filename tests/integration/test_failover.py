@@ -100,7 +100,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                             "refusing": ["backup"],
                             "breaker": ["backup"],
                         },
-                        "breaker": {"failures": FAILURES, "cooldown_seconds": COOLDOWN},
+                        "breaker": {
+                            "failures": FAILURES,
+                            "cooldown_seconds": COOLDOWN,
+                            "min_callers": 1,
+                        },  # one caller here
                     },
                 },
             }

@@ -13,6 +13,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
+from routers.registry import EVALUATION_ONLY, FAMILIES
 from serving.exceptions import GatewayConfigError
 from serving.providers.deployment import CONNECT_GUARDED, Deployment
 from serving.security.ssrf import UnsafeURLError, check_url
@@ -129,6 +130,13 @@ def _routing_overrides(strategy: str, args: dict[str, Any], notes: list[str]) ->
             )
         return {}, False
     family = strategy[len(LEARNED_PREFIX) :]
+    served = sorted(set(FAMILIES) - EVALUATION_ONLY)
+    if family != ANY_FAMILY and family not in served:
+        valid = ", ".join(f"{LEARNED_PREFIX}{name}" for name in [ANY_FAMILY, *served])
+        raise GatewayConfigError(
+            f"router_settings.routing_strategy {strategy!r} names no router family; use one of {valid}, "
+            f"or one of LiteLLM's: {', '.join(LITELLM_STRATEGIES)}"
+        )
     overrides: dict[str, Any] = {"family": None if family == ANY_FAMILY else family}
     for key in SUPERSEDED_ARGS:
         if key in args:

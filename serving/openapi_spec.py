@@ -126,6 +126,8 @@ class Readiness(BaseModel):
     status: Literal["ready", "starting"]
     checks: dict[str, bool]
     router: dict[str, Any]
+    upstreams: dict[str, dict[str, Any]]
+    """Per deployment: its circuit and last upstream failure (a detail; it does not change the verdict)."""
 
 
 class RouterStatus(BaseModel):

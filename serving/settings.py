@@ -87,6 +87,8 @@ class RoutingSettings(BaseModel):
     """Time the router may take per decision before the fallback answers instead."""
     allow_partial_candidates: bool = False
     """Accept a router that knows models this gateway does not serve (it then chooses among the shared ones)."""
+    require_router: bool = False
+    """Readiness (`/_health/ready`) stays 503 until a learned router is loaded, instead of 200 with the fallback."""
     allowed_custom_routers: tuple[str, ...] = ()
     """`module:Class` paths a `custom` family artifact may import; any other custom router is refused."""
     signing: SigningSettings | None = None

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from serving.auth import OperatorDep
 from serving.openapi_spec import RouterStatus, responses
+from serving.routes.health import fallback_reason
 from serving.state import GatewayStateDep
 
 router = APIRouter()
@@ -28,6 +29,7 @@ async def router_status(state: GatewayStateDep, caller: OperatorDep) -> dict[str
         "family": routing.family,
         "mode": "router" if champion.active is not None else "fallback",
         "fallback": fallback,
+        "fallback_reason": fallback_reason(state),
         "hot_reload": routing.hot_reload,
         "poll_interval_seconds": routing.poll_interval_seconds,
         "epsilon": routing.epsilon,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from serving.openapi_spec import Live, Readiness, responses
-from serving.state import GatewayStateDep
+from serving.state import GatewayState, GatewayStateDep
 
 router = APIRouter()
 
@@ -28,14 +28,30 @@ async def live() -> dict[str, str]:
 )
 async def ready(state: GatewayStateDep) -> Response:
     champion = state.policy.champion
-    polled = champion.polls > 0
+    learned = state.config.learned
+    routing = state.config.settings.routing
     router: dict[str, Any] = {
-        "learned": state.config.learned,
+        "learned": learned,
         "loaded": champion.active is not None,
         "version": champion.active.version if champion.active else None,
         "mode": "router" if champion.active is not None else "fallback",
+        "fallback_reason": fallback_reason(state),
     }
-    checks = {"providers": len(state.providers.names) > 0, "registry_polled": polled or not state.config.learned}
+    checks = {
+        "providers": len(state.providers.names) > 0,
+        "registry_polled": champion.polls > 0 or not learned,
+    }
+    if routing.require_router:
+        checks["router_loaded"] = champion.active is not None
     ok = all(checks.values())
-    body = {"status": "ready" if ok else "starting", "checks": checks, "router": router}
+    breakers = state.failover.breakers
+    upstreams = {name: breakers.upstream(name) for name in state.providers.names}
+    body = {"status": "ready" if ok else "starting", "checks": checks, "router": router, "upstreams": upstreams}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def fallback_reason(state: GatewayState) -> str | None:
+    """Why the virtual model is routed by the fallback (None when a learned router decides)."""
+    if not state.config.learned:
+        return f"routing_strategy {state.config.routing_strategy!r} is not a learned router (llmrouter-<family>)"
+    return state.policy.champion.fallback_reason()

@@ -46,6 +46,14 @@ class RouterSlot:
         self.last_poll: PollResult | None = None
         self.polls = 0
 
+    def fallback_reason(self) -> str | None:
+        """Why the fallback serves instead of this slot's router (None while a router is loaded)."""
+        if self.active is not None:
+            return None
+        if self.last_poll is None:
+            return f"{self.reference.raw} has not been polled yet"
+        return f"no router loaded from {self.reference.raw}: {self.last_poll.message}"
+
     def describe(self) -> dict[str, Any]:
         """The slot as /admin/router shows it."""
         active = self.active

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,3 +52,28 @@ def mlflow_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+"""The Redis the shared-state tests use (running beside the suite, as in CI)."""
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test alone; every key under it is deleted afterwards."""
+    prefix = f"routeiq-test:{uuid.uuid4().hex}"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def start_inside_a_window(margin_seconds: float) -> None:
+    """Wait for the next 60-second quota window unless `margin_seconds` are left in this one, so a window
+    boundary never resets a count mid-test (the margin covers a gateway's start-up on a loaded machine)."""
+    left = 60 - time.time() % 60
+    if left < margin_seconds:
+        time.sleep(left + 0.1)

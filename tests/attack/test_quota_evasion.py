@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from serving.server import running
 from tests.attack.conftest import AUTH, MASTER_KEY, Upstream, access_section, chat_body, gateway_config, serve_replay
+from tests.conftest import REDIS_URL, start_inside_a_window
 from tests.serving.conftest import PROMPT, write_outcomes
 
 LONG_ANSWER = "The answer, says {model}, is four: " + "two plus two makes four, always and everywhere. " * 8
@@ -26,7 +26,6 @@ PRICE = 1e-4
 """USD per token, input and output, configured on the deployments (the replay upstream reports $0.001 per
 whole answer; a cut stream carries no usage, so it is priced from these)."""
 PRICES = {"input_cost_per_token": PRICE, "output_cost_per_token": PRICE}
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SLOW = {"default": {"ttft_ms": 1500.0, "per_token_ms": 0.0}}
 """Answers take 1.5 s, so a burst of requests is in flight together."""
 
@@ -34,9 +33,7 @@ SLOW = {"default": {"ttft_ms": 1500.0, "per_token_ms": 0.0}}
 @pytest.fixture(autouse=True)
 def fresh_window() -> None:
     """Start each test well inside a 60-second window (a boundary would reset tpm mid-test)."""
-    left = 60 - time.time() % 60
-    if left < 25:
-        time.sleep(left + 0.1)
+    start_inside_a_window(25)
 
 
 DRIP = {"default": {"ttft_ms": 0.0, "per_token_ms": 400.0}}
@@ -55,18 +52,6 @@ def slow_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream
     path = write_outcomes(tmp_path_factory.mktemp("slow") / "outcomes.parquet")
     with serve_replay(path, latency=SLOW) as upstream:
         yield upstream
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"routeiq-attack:{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def new_key(url: str, **limits: Any) -> str:

@@ -6,9 +6,7 @@ $0.001 per answer."""
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -19,11 +17,11 @@ import pytest
 import redis
 from openai import AsyncOpenAI, OpenAI
 
+from tests.conftest import REDIS_URL, start_inside_a_window
 from tests.serving.conftest import default_access
 
 MASTER = "sk-master-quota-test"
 PROMPT = "What is 2 + 2? Answer with one sentence."
-REDIS_URL = "redis://127.0.0.1:6379/0"
 GatewayFactory = Callable[..., AbstractContextManager[str]]
 
 
@@ -31,22 +29,7 @@ GatewayFactory = Callable[..., AbstractContextManager[str]]
 def fresh_window() -> None:
     """Start each test well inside a 60-second window, so a window boundary never resets a count mid-test
     (the margin covers the gateway's start-up on a loaded machine, which comes after this check)."""
-    left = 60 - time.time() % 60
-    if left < 20:
-        time.sleep(left + 0.1)
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A Redis key prefix of this test alone; every key under it is deleted afterwards."""
-    prefix = f"routeiq-test:{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-    finally:
-        client.close()
+    start_inside_a_window(20)
 
 
 def ask(url: str, key: str) -> str:

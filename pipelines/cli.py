@@ -342,11 +342,11 @@ def report_gateway(
         "docs/gateway.md"
     ),
 ) -> None:
-    """Rewrite the settings reference and span attribute table of `doc` from the code."""
+    """Rewrite the settings reference, span attribute table and metrics table of `doc` from the code."""
     from pipelines import gateway_docs
 
     gateway_docs.write_into(doc)
-    typer.echo(f"wrote the gateway settings and span attributes into {doc}")
+    typer.echo(f"wrote the gateway settings, span attributes and metrics into {doc}")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""`routeiq report gateway`: the settings reference and the span attribute table of docs/gateway.md,
-generated from the settings models and `serving.telemetry.attributes` so they never drift from the code."""
+"""`routeiq report gateway`: the settings reference, the span attribute table and the metrics table of
+docs/gateway.md, generated from the settings models, `serving.telemetry.attributes` and `GatewayMetrics` so they
+never drift from the code."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pipelines.doc_sections import markers, write_section
 
 SETTINGS_BEGIN, SETTINGS_END = markers("gateway-settings", "routeiq report gateway")
 ATTRIBUTES_BEGIN, ATTRIBUTES_END = markers("span-attributes", "routeiq report gateway")
+METRICS_BEGIN, METRICS_END = markers("metrics", "routeiq report gateway")
 
 
 def _default(value: Any) -> str:
@@ -74,6 +76,30 @@ def render_attributes() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_metrics() -> str:
+    """Every family a gateway's `/metrics` exposes, from a fresh `GatewayMetrics` watching empty readers."""
+    from serving.metrics import CircuitStates, GatewayMetrics, SpanCounts
+
+    metrics = GatewayMetrics()
+    metrics.watch_spans(dict)
+    metrics.watch_circuits(dict)
+    metrics.watch_in_flight(lambda: {"requests": 0, "keys": 0, "busiest_key": 0})
+    labels = {
+        wrapper._name: ",".join(wrapper._labelnames)  # prometheus_client keeps label names only there
+        for wrapper in vars(metrics).values()
+        if hasattr(wrapper, "_labelnames")
+    }
+    labels |= {collector.NAME: ",".join(collector.LABELS) for collector in (SpanCounts, CircuitStates)}
+    lines = ["| metric | type | meaning |", "|---|---|---|"]
+    for family in metrics.registry.collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        names = labels.get(family.name, "")
+        shown = f"{name}{{{names}}}" if names else name
+        lines.append(f"| `{shown}` | {family.type} | {family.documentation} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_into(doc: Path) -> None:
     write_section(doc, SETTINGS_BEGIN, SETTINGS_END, render_settings())
     write_section(doc, ATTRIBUTES_BEGIN, ATTRIBUTES_END, render_attributes())
+    write_section(doc, METRICS_BEGIN, METRICS_END, render_metrics())

@@ -30,7 +30,7 @@ from serving.config import GatewayConfig
 from serving.exceptions import AccessUnavailableError
 from serving.metrics import GatewayMetrics
 from serving.providers.providers import Providers
-from serving.resilience.admission import AdmissionMiddleware
+from serving.resilience.admission import AdmissionMiddleware, InFlight
 from serving.resilience.failover import Failover
 from serving.responses import RecentResponses
 from serving.routes import admin, api_docs, chat_completions, embeddings, feedback, health, keys, metrics, models
@@ -59,6 +59,7 @@ ROUTER_WORKERS = 2
 def create_app(config: GatewayConfig) -> FastAPI:
     """The gateway for `config`; everything is built when the lifespan starts."""
     scrubber = Scrubber.for_config(config)
+    in_flight = InFlight(config.settings.limits)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +67,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             log.info(note)
         with scrubbing_logs(scrubber), ThreadPoolExecutor(ROUTER_WORKERS, thread_name_prefix="router") as executor:
             state = build_state(config, executor)
+            state.metrics.watch_in_flight(in_flight.snapshot)
             # First: an unwritable span directory stops the start before anything else has to be stopped.
             state.telemetry.start()
             app.state.gateway = state
@@ -93,7 +95,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     if security.api_docs == "operator":
         app.include_router(api_docs.router)
     install_error_handlers(app, SERVED_ROUTES, invalid_request, scrubber.scrub, _count_error)
-    app.add_middleware(AdmissionMiddleware, limits=config.settings.limits, on_reject=_count_rejection)
+    app.add_middleware(AdmissionMiddleware, limits=config.settings.limits, on_reject=_count_rejection, counts=in_flight)
     cors = security.cors
     if cors.allow_origins:
         app.add_middleware(

@@ -21,13 +21,14 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class SpanCounts(Collector):
     """Exposes the span exporter's own counters (queued, exported, dropped, failed) at scrape time."""
 
+    NAME = "routeiq_spans"
+    LABELS = ("destination", "outcome")
+
     def __init__(self, read: Callable[[], dict[str, dict[str, int]]]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "routeiq_spans", "Spans by export destination and outcome", labels=["destination", "outcome"]
-        )
+        family = CounterMetricFamily(self.NAME, "Spans by export destination and outcome", labels=self.LABELS)
         for destination, counts in self._read().items():
             for outcome, count in counts.items():
                 family.add_metric([destination, outcome], count)
@@ -37,18 +38,45 @@ class SpanCounts(Collector):
 class CircuitStates(Collector):
     """`routeiq_circuit_state{model,state}`: 1 for each model's current breaker state, read at scrape time."""
 
+    NAME = "routeiq_circuit_state"
+    LABELS = ("model", "state")
+
     def __init__(self, read: Callable[[], dict[str, str]]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            "routeiq_circuit_state",
+            self.NAME,
             "Circuit breaker state of models that failed lately (closed, open: skipped, half_open: on trial)",
-            labels=["model", "state"],
+            labels=self.LABELS,
         )
         for model, state in sorted(self._read().items()):
             family.add_metric([model, state], 1.0)
         yield family
+
+
+IN_FLIGHT_GAUGES = (
+    ("requests", "routeiq_in_flight", "API requests (/v1/*) being served now; limits.max_in_flight refuses more"),
+    ("keys", "routeiq_in_flight_keys", "API keys with at least one request being served now"),
+    (
+        "busiest_key",
+        "routeiq_in_flight_busiest_key",
+        "Requests in flight of the key holding the most; limits.max_in_flight_per_key refuses more",
+    ),
+)
+"""(snapshot field, metric name, help) of the in-flight gauges."""
+
+
+class InFlightGauges(Collector):
+    """The `IN_FLIGHT_GAUGES`, read from admission's counts at scrape time."""
+
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._read()
+        for field, metric, text in IN_FLIGHT_GAUGES:
+            yield GaugeMetricFamily(metric, text, value=float(counts[field]))
 
 
 class GatewayMetrics:
@@ -128,6 +156,10 @@ class GatewayMetrics:
     def watch_circuits(self, read: Callable[[], dict[str, str]]) -> None:
         """Expose `read()` (model → breaker state, for models that failed lately) at each scrape."""
         self.registry.register(CircuitStates(read))
+
+    def watch_in_flight(self, read: Callable[[], dict[str, int]]) -> None:
+        """Expose admission's in-flight counts (`InFlight.snapshot`) at each scrape."""
+        self.registry.register(InFlightGauges(read))
 
     def record_cost(self, model: str, usd: float, source: str) -> None:
         self.cost.labels(model, source).inc(usd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
@@ -33,14 +34,32 @@ GUARDED_PREFIX: Final = "/v1/"
 OnReject = Callable[[Scope, ApiError], None]
 
 
+@dataclass
+class InFlight:
+    """What admission counts now: `/v1/*` requests being served, and per key; `/metrics` reads it at scrapes."""
+
+    limits: LimitSettings
+    requests: int = 0
+    per_key: KeyInFlight = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_key = KeyInFlight(self.limits.max_in_flight_per_key, self.limits.retry_after_seconds)
+
+    def snapshot(self) -> dict[str, int]:
+        """requests: all in flight; keys: keys with a request in flight; busiest_key: the largest one key holds."""
+        counts = self.per_key.counts
+        return {"requests": self.requests, "keys": len(counts), "busiest_key": max(counts.values(), default=0)}
+
+
 class AdmissionMiddleware:
     """Refuses what `limits` forbid before the endpoint runs; one instance per app holds the in-flight count."""
 
-    def __init__(self, app: ASGIApp, limits: LimitSettings, on_reject: OnReject | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: LimitSettings, on_reject: OnReject | None = None, counts: InFlight | None = None
+    ) -> None:
         self.app = app
         self.limits = limits
-        self.in_flight = 0
-        self.per_key = KeyInFlight(limits.max_in_flight_per_key, limits.retry_after_seconds)
+        self.counts = InFlight(limits) if counts is None else counts
         self._on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,19 +71,19 @@ class AdmissionMiddleware:
         if refusal is not None:
             await self._reject(scope, send, refusal)
             return
-        self.in_flight += guarded
-        hold = KeyHold(self.per_key)
+        self.counts.requests += guarded
+        hold = KeyHold(self.counts.per_key)
         if guarded:
             scope.setdefault("state", {})[HOLD] = hold
         try:
             await self._admitted(scope, receive, send)
         finally:
-            self.in_flight -= guarded
+            self.counts.requests -= guarded
             hold.release()
 
     def _refusal(self, scope: Scope, guarded: bool) -> ApiError | None:
         limits = self.limits
-        if guarded and self.in_flight >= limits.max_in_flight:
+        if guarded and self.counts.requests >= limits.max_in_flight:
             return GatewayOverloadedError(limits.max_in_flight, limits.retry_after_seconds)
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         size = sum(len(name) + len(value) for name, value in headers)

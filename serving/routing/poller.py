@@ -68,7 +68,16 @@ class RegistryPoller:
             log.warning("%s: cannot resolve %s: %s", slot.name, slot.reference.raw, exc)
             return PollResult.now(FAILED, None, f"cannot resolve {slot.reference.raw}: {exc}"), None
         if slot.reference.directory is None and version is None:
-            return PollResult.now(EMPTY, None, f"nothing registered at {slot.reference.raw} yet"), None
+            message = f"nothing registered at {slot.reference.raw} yet"
+            if slot.last_poll is None or slot.last_poll.status != EMPTY:
+                # Once per change, not every poll: a typo in the reference would otherwise fill the log.
+                log.warning(
+                    "%s: %s; the fallback serves until a version is promoted there "
+                    "(`routeiq promote`, or check routeiq_settings.routing.reference)",
+                    slot.name,
+                    message,
+                )
+            return PollResult.now(EMPTY, None, message), None
         current = slot.active
         if current is not None and current.version == version:
             return PollResult.now(UNCHANGED, version, f"version {current.label} is current"), None

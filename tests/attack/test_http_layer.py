@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.server import running
 from tests.attack.conftest import AUTH, CHAT, MASTER_KEY, Upstream, chat_body, gateway_config
@@ -207,9 +208,36 @@ def test_one_key_cannot_fill_max_in_flight(upstream: Upstream, tmp_path: Path) -
                 f"{url}{CHAT}", json=chat_body(), headers={"Authorization": f"Bearer {other}"}, timeout=WAIT
             )
             assert served.status_code == 200, served.text
+            # The two held requests show on /metrics while they wait for their bodies.
+            assert settled_gauges(url, 2) == {"requests": 2, "keys": 1, "busiest_key": 2}
         finally:
             for conn in held:
                 conn.close()
+        assert settled_gauges(url, 0) == {"requests": 0, "keys": 0, "busiest_key": 0}
+
+
+def in_flight_gauges(url: str) -> dict[str, int]:
+    text = httpx.get(f"{url}/metrics", timeout=WAIT).text
+    gauges = {
+        "routeiq_in_flight": "requests",
+        "routeiq_in_flight_keys": "keys",
+        "routeiq_in_flight_busiest_key": "busiest_key",
+    }
+    found = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in gauges:
+            found[gauges[family.name]] = int(family.samples[0].value)
+    return found
+
+
+def settled_gauges(url: str, requests: int) -> dict[str, int]:
+    """The in-flight gauges once `requests` are in flight (a refused request leaves just after its answer)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        gauges = in_flight_gauges(url)
+        if gauges.get("requests") == requests or time.monotonic() > deadline:
+            return gauges
+        time.sleep(0.1)
 
 
 def answered(conns: list[socket.socket], count: int) -> list[Answer]:

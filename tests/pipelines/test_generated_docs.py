@@ -26,7 +26,7 @@ def test_every_family_has_a_page_and_a_params_section() -> None:
             assert f"  {name}: {{" in params, f"params.yaml lacks tune.{name}"
 
 
-def test_gateway_settings_and_span_attributes_in_gateway_md_are_current() -> None:
+def test_gateway_settings_span_attributes_and_metrics_in_gateway_md_are_current() -> None:
     doc = REPO / "docs" / "gateway.md"
     hint = "run `routeiq report gateway` and commit docs/gateway.md"
     settings = current_section(doc, gateway_docs.SETTINGS_BEGIN, gateway_docs.SETTINGS_END)
@@ -34,3 +34,7 @@ def test_gateway_settings_and_span_attributes_in_gateway_md_are_current() -> Non
     spans = current_section(doc, gateway_docs.ATTRIBUTES_BEGIN, gateway_docs.ATTRIBUTES_END)
     assert spans.strip() == gateway_docs.render_attributes().strip(), hint
     assert "routeiq.feedback.score" in spans and "| `virtual_model` |" in settings
+    metrics = current_section(doc, gateway_docs.METRICS_BEGIN, gateway_docs.METRICS_END)
+    assert metrics.strip() == gateway_docs.render_metrics().strip(), hint
+    assert "`routeiq_requests_total{endpoint,model,status}` | counter" in metrics
+    assert "`routeiq_circuit_state{model,state}` | gauge" in metrics and "`routeiq_in_flight` | gauge" in metrics

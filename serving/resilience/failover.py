@@ -62,28 +62,32 @@ class Failover:
             for name in providers.names
         }
 
-    def chain(self, name: str) -> tuple[str, ...]:
-        """`name`, then its fallbacks (or the default ones), each once."""
-        return self._chains.get(name, (name,))
+    def chain(self, name: str, permitted: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """`name`, then its fallbacks (or the default ones), each once; with `permitted` (what the caller may
+        use), only the fallbacks among those: a failing deployment never leads a key to a model it may not use."""
+        chain = self._chains.get(name, (name,))
+        if permitted is None:
+            return chain
+        return (name, *(model for model in chain[1:] if model in permitted))
 
     async def complete(
-        self, name: str, body: Mapping[str, Any], attempts: list[Attempt], caller: str
+        self, chain: tuple[str, ...], body: Mapping[str, Any], attempts: list[Attempt], caller: str
     ) -> Served[ProviderResult]:
-        """A non-streamed chat completion from `name` or a fallback; failed attempts are appended to `attempts`.
-        `caller` (a key id or client address) is who an upstream failure is counted for by the breakers."""
-        return await self._run(name, lambda model: self._providers.complete(model, body), attempts, caller)
+        """A non-streamed chat completion from the first of `chain` (see `chain`) that answers; failed attempts are
+        appended to `attempts`. `caller` (a key id or client address) is who the breakers count a failure for."""
+        return await self._run(chain, lambda model: self._providers.complete(model, body), attempts, caller)
 
     async def embed(
-        self, name: str, body: Mapping[str, Any], attempts: list[Attempt], caller: str
+        self, chain: tuple[str, ...], body: Mapping[str, Any], attempts: list[Attempt], caller: str
     ) -> Served[ProviderResult]:
-        """Embeddings from `name` or a fallback; failed attempts are appended to `attempts`."""
-        return await self._run(name, lambda model: self._providers.embed(model, body), attempts, caller)
+        """Embeddings from the first of `chain` that answers; failed attempts are appended to `attempts`."""
+        return await self._run(chain, lambda model: self._providers.embed(model, body), attempts, caller)
 
     async def stream(
-        self, name: str, body: Mapping[str, Any], attempts: list[Attempt], caller: str
+        self, chain: tuple[str, ...], body: Mapping[str, Any], attempts: list[Attempt], caller: str
     ) -> Served[ProviderStream]:
-        """A stream from `name` or a fallback whose first chunk has arrived; failed attempts go to `attempts`."""
-        return await self._run(name, lambda model: self._started(model, body), attempts, caller)
+        """A stream from the first of `chain` whose first chunk has arrived; failed attempts go to `attempts`."""
+        return await self._run(chain, lambda model: self._started(model, body), attempts, caller)
 
     async def _started(self, model: str, body: Mapping[str, Any]) -> ProviderStream:
         stream = await self._providers.stream(model, body)
@@ -95,10 +99,9 @@ class Failover:
         return stream
 
     async def _run(
-        self, name: str, call: Callable[[str], Awaitable[T]], attempts: list[Attempt], caller: str
+        self, chain: tuple[str, ...], call: Callable[[str], Awaitable[T]], attempts: list[Attempt], caller: str
     ) -> Served[T]:
         last: GatewayError | None = None
-        chain = self.chain(name)
         for model in chain:
             for retry in range(self._settings.retries + 1):
                 if not self.breakers.admit(model):

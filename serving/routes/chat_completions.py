@@ -54,9 +54,10 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
             decision, decision_attributes(decision, prompt, state.config.settings.telemetry.capture_prompts)
         )
         body["model"] = decision.model
-        await admitted.reserve(state, state.failover.chain(decision.model))
+        chain = state.failover.chain(decision.model, admitted.served(state))
+        await admitted.reserve(state, chain)
         if chat.stream:
-            started = await state.failover.stream(decision.model, body, exchange.attempts, admitted.caller)
+            started = await state.failover.stream(chain, body, exchange.attempts, admitted.caller)
             headers = exchange.served(started.model, headers)
             forward = _forward(started.value, admitted)
             # The background task runs even after a disconnect cancelled the response mid-`send`, when
@@ -65,7 +66,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
                 forward, media_type=SSE_MEDIA_TYPE, headers=headers, background=BackgroundTask(forward.aclose)
             )
         served = await unless_client_leaves(
-            request, state.failover.complete(decision.model, body, exchange.attempts, admitted.caller)
+            request, state.failover.complete(chain, body, exchange.attempts, admitted.caller)
         )
         headers = exchange.served(served.model, headers)
         result = served.value

@@ -47,9 +47,10 @@ async def create_embeddings(request: Request, state: GatewayStateDep) -> Respons
         if model not in state.providers.names:
             raise ModelNotFoundError(model, virtual)
         headers = exchange.decided(explicit(model), {a.CHOSEN_MODEL: model})
-        await admitted.reserve(state, state.failover.chain(model))
+        chain = state.failover.chain(model, admitted.served(state))
+        await admitted.reserve(state, chain)
         served = await unless_client_leaves(
-            request, state.failover.embed(model, admitted.body, exchange.attempts, admitted.caller)
+            request, state.failover.embed(chain, admitted.body, exchange.attempts, admitted.caller)
         )
         headers = exchange.served(served.model, headers)
         result = served.value

@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from serving.config import parse_config
 from serving.server import running
 from serving.telemetry import attributes as a
 from serving.telemetry.files import read_spans
-from tests.attack.conftest import AUTH, CHAT, Upstream, chat_body, gateway_config
+from tests.attack.conftest import AUTH, CHAT, MASTER_KEY, Upstream, access_section, chat_body, gateway_config
 
 ANSWER_WITHIN = 10.0
 """Seconds a refusal from the headers may take; the body never comes, so a gateway waiting for it fails this."""
@@ -110,6 +111,42 @@ def test_a_policy_rule_denying_a_model_keeps_auto_off_it(upstream: Upstream, tmp
                 "alpha"
             }
             assert client.post(CHAT, json=chat_body("beta")).status_code == 403
+
+
+def test_a_failing_model_never_falls_back_to_one_the_key_may_not_use(upstream: Upstream, tmp_path: Path) -> None:
+    """`alpha` is down and falls back to `beta`: a key allowed only `alpha` gets the failure, not `beta`'s answer
+    (the fallback chain used to ignore the key's permissions)."""
+    bases = {"alpha": "http://127.0.0.1:9/v1", "beta": upstream.url}  # nothing listens on the discard port
+    config = parse_config(
+        {
+            "model_list": [
+                {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": base}}
+                for m, base in bases.items()
+            ],
+            "general_settings": {"master_key": MASTER_KEY},
+            "routeiq_settings": {
+                "security": {"upstream_allowlist": ["127.0.0.0/8"]},
+                "telemetry": {"directory": str(tmp_path / "traces")},
+                "access": access_section(tmp_path),
+                "routing": {"reference": str(tmp_path / "no-router")},
+                "failover": {"fallbacks": {"alpha": ["beta"]}, "breaker": {"enabled": False}},
+            },
+        }
+    )
+    with running(config) as url:
+        narrow = new_key(url, allowed_models=["alpha"])
+        wide = new_key(url, allowed_models=["alpha", "beta"])
+        refused = httpx.post(f"{url}{CHAT}", json=chat_body(), headers={"Authorization": f"Bearer {narrow}"})
+        for stream in (False, True):
+            fell_back = httpx.post(
+                f"{url}{CHAT}", json=chat_body(stream=stream), headers={"Authorization": f"Bearer {wide}"}, timeout=30
+            )
+            assert fell_back.status_code == 200 and fell_back.headers["x-routeiq-model"] == "beta", fell_back.text
+        streamed = httpx.post(
+            f"{url}{CHAT}", json=chat_body(stream=True), headers={"Authorization": f"Bearer {narrow}"}, timeout=30
+        )
+    assert refused.status_code == 502 and "x-routeiq-model" not in refused.headers, refused.text
+    assert streamed.status_code == 502, streamed.text
 
 
 def test_every_refusal_is_a_span_and_a_counted_answer(upstream: Upstream, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import math
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,7 +28,16 @@ MAX_CHOICES = 128
 MAX_DEPTH = 254
 """Deepest nesting of a body, the top object included: `orjson.dumps` refuses deeper (it parses up to 1024)."""
 
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+"""OpenAI's bounds on `metadata` (shared/specs/openai/openapi.yaml, `Metadata`): string values only."""
+
 M = TypeVar("M", bound=BaseModel)
+
+MetadataMap = dict[
+    Annotated[str, Field(max_length=MAX_METADATA_KEY_CHARS)], Annotated[str, Field(max_length=MAX_METADATA_VALUE_CHARS)]
+]
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 """A JSON string literal; what is left between them holds one `:` per object member."""
@@ -59,6 +68,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
     user: str | None = None
+    metadata: MetadataMap | None = Field(default=None, max_length=MAX_METADATA_PAIRS)
     routeiq: RouteIQExtension | None = None
 
 

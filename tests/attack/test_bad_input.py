@@ -126,7 +126,8 @@ def test_deeply_nested_json_is_a_400(gateway: Gateway, raw: bytes) -> None:
 def test_nesting_up_to_the_limit_passes(gateway: Gateway) -> None:
     deep = b"[" * 100 + b"]" * 100
     raw = b'{"model": "alpha", "messages": [{"role": "user", "content": "What is 2 + 2? Answer with one sentence."}]'
-    response = gateway.post(CHAT, raw + b', "metadata": {"nested": ' + deep + b"}}")
+    tools = b', "tools": [{"type": "function", "function": {"name": "f", "parameters": {"nested": ' + deep + b"}}}]}"
+    response = gateway.post(CHAT, raw + tools)
     assert response.status_code == 200, response.text
 
 
@@ -230,6 +231,29 @@ def test_absurd_max_tokens_and_n_are_a_400(gateway: Gateway, field: str, value: 
     error = gateway.refuses(gateway.post(CHAT, chat_json(**{field: value})), 400, "invalid_request_error", hint)
     assert error["param"] == field
     assert f"`{field}`" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "hint"),
+    [
+        ({f"k{i}": "v" for i in range(17)}, "at most 16 items"),
+        ({"k" * 65: "v"}, "at most 64 characters"),
+        ({"note": "v" * 513}, "at most 512 characters"),
+        ({"note": {"nested": "x"}}, "valid string"),
+        ({"note": 7}, "valid string"),
+        (["a"], "valid dictionary"),
+    ],
+    ids=["17-pairs", "long-key", "long-value", "object-value", "number-value", "not-a-map"],
+)
+def test_metadata_beyond_openais_bounds_is_a_400(gateway: Gateway, metadata: Any, hint: str) -> None:
+    """OpenAI bounds `metadata` to 16 string pairs (keys 64, values 512 characters); it was forwarded unbounded."""
+    error = gateway.refuses(gateway.post(CHAT, chat_json(metadata=metadata)), 400, "invalid_request_error", hint)
+    assert error["param"] is not None and error["param"].startswith("metadata")
+
+
+def test_metadata_within_the_bounds_passes(gateway: Gateway) -> None:
+    metadata = {f"{i:02d}" + "k" * 62: "v" * 512 for i in range(16)}
+    assert gateway.post(CHAT, chat_json(metadata=metadata)).status_code == 200
 
 
 def test_sane_max_tokens_and_n_pass(gateway: Gateway) -> None:

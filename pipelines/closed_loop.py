@@ -1,8 +1,8 @@
 """The closed loop, end to end, on real recorded outcomes: gateway (no router) → logged traffic with feedback
 → `dvc repro` (ingest … register) → promotion through the gate → hot reload → held-apart traffic → before/after.
 
-Used by `make demo` (profile `demo`) and the end-to-end test (profile `small`). Every process it starts is on
-loopback and is stopped when its context exits, also on Ctrl-C.
+Used by `make demo` (profile `demo`) and the end-to-end tests (profiles `small` and `two`). Every process it
+starts is on loopback and is stopped when its context exits, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from mlflow import MlflowClient
 
 from features import schema
@@ -26,7 +28,7 @@ from pipelines.loop_params import loop_params, read_section
 from pipelines.outcomes import import_source, write_outcomes
 from pipelines.traffic import TrafficSummary, prompts_of
 from pipelines.workspace import dvc, prepare
-from registry.promotion import promote
+from registry.promotion import GateRefused, promote
 from registry.versions import get_version
 from serving.settings import DEFAULT_REFERENCE
 
@@ -35,6 +37,16 @@ Step = Callable[[int, str, Callable[[], T]], T]
 RELOAD_TIMEOUT_S = 60.0
 LOOP_TARGET = "register"
 """The last stage of the loop: `dvc repro register` runs it and what it depends on (not the data imports)."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What step 5 decided: the family and version promoted (None when the gate refused or none qualified),
+    and the one-line verdict with its figures."""
+
+    family: str | None
+    version: int | None
+    verdict: str
 
 
 @dataclass
@@ -46,10 +58,17 @@ class LoopOutcome:
     live: TrafficSummary
     evaluation: dict[str, Any]
     registered: dict[str, Any]
-    promoted_family: str
-    promoted_version: int
+    promotion: Promotion
     results: list[loop_report.PolicyResult]
     second_repro: str
+
+    @property
+    def promoted_family(self) -> str | None:
+        return self.promotion.family
+
+    @property
+    def promoted_version(self) -> int | None:
+        return self.promotion.version
 
 
 def profile(name: str, repo: Path) -> dict[str, Any]:
@@ -79,7 +98,8 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     outcomes = workdir / "routerbench.parquet"
-    table = step(1, "Import RouterBench (real recorded outcomes)", lambda: _import(data_dir, outcomes))
+    only = settings.get("models")
+    table = step(1, "Import RouterBench (real recorded outcomes)", lambda: _import(data_dir, outcomes, only))
     models = sorted(set(table[schema.MODEL].to_pylist()))
     # Each pass sends every training prompt once more; the uniform fallback draws a model afresh each time,
     # so repeated prompts log several models' outcomes, as repeated real traffic does.
@@ -107,23 +127,29 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
             second = step(4, "A second dvc repro changes nothing", lambda: _no_op(workspace))
             evaluation = json.loads((workspace / loop.evaluation).read_text())
             registered = json.loads((workspace / loop.registered).read_text())
-            family, version = step(
-                5, "Promote the best family through the gate", lambda: _promote(evaluation, registered)
+            promotion = step(
+                5, "Promote the best family through the gate", lambda: promote_best(evaluation, registered)
             )
-            step(6, "The running gateway hot-reloads it", lambda: _await_version(gateway, version))
+            if promotion.version is not None:
+                version = promotion.version
+                step(6, "The running gateway hot-reloads it", lambda: _await_version(gateway, version))
+                serving = f"{promotion.family} router v{version} (live)"
+            else:
+                say("nothing to reload: the gateway keeps serving what it served (the current Production version)")
+                serving = f"{_serving(gateway)} (live, nothing promoted)"
             live = step(
                 7,
-                "Held-apart test prompts through the promoted router",
+                "Held-apart test prompts through the gateway",
                 lambda: demo_gateway.drive_gateway(gateway, test),
             )
     results = [
         loop_report.uniform_policy(test, models),
-        loop_report.live(live, f"{family} router v{version} (live)"),
+        loop_report.live(live, serving),
         loop_report.fixed_model(test, loop_report.strongest_model(test)),
         loop_report.oracle(test),
     ]
-    step(8, "Before / after on the held-apart prompts", lambda: _report(results, workdir, evaluation, family))
-    return LoopOutcome(workspace, logged, live, evaluation, registered, family, version, results, second)
+    step(8, "Before / after on the held-apart prompts", lambda: _report(results, workdir, evaluation))
+    return LoopOutcome(workspace, logged, live, evaluation, registered, promotion, results, second)
 
 
 def _no_op(workspace: Path) -> str:
@@ -133,28 +159,53 @@ def _no_op(workspace: Path) -> str:
     return output
 
 
-def _import(data_dir: Path, outcomes: Path) -> Any:
+def _import(data_dir: Path, outcomes: Path, only: list[str] | None) -> Any:
+    """RouterBench's outcomes (only the profile's `models`, when it names some), written for the replay provider."""
     table, stats = import_source("routerbench", data_dir / "routerbench")
+    if only:
+        recorded = set(table[schema.MODEL].to_pylist())
+        unknown = sorted(set(only) - recorded)
+        if unknown:
+            raise ValueError(f"profile models {unknown} are not in RouterBench; use some of {sorted(recorded)}")
+        table = table.filter(pc.is_in(table[schema.MODEL], pa.array(only)))
     write_outcomes(table, outcomes)
-    say(f"{stats.rows} rows, {stats.prompts} prompts, {len(set(table[schema.MODEL].to_pylist()))} models")
+    rows = f"{table.num_rows} rows" if only else f"{stats.rows} rows"
+    say(f"{rows}, {stats.prompts} prompts, {len(set(table[schema.MODEL].to_pylist()))} models")
     return table
 
 
-def _promote(evaluation: dict[str, Any], registered: dict[str, Any]) -> tuple[str, int]:
+def promote_best(evaluation: dict[str, Any], registered: dict[str, Any]) -> Promotion:
+    """Promote the evaluated best through the gate; when there is none or the gate refuses, say so in one line
+    with the figures and promote nothing (the current Production version stays)."""
     family = evaluation.get("best")
     if family is None:
-        raise RuntimeError("no family beat the logging policy off-policy; nothing to promote")
+        verdict = f"nothing promoted: {evaluation.get('verdict', 'no family qualified')}"
+        say(verdict)
+        return Promotion(None, None, verdict)
     client = MlflowClient()
     version = int(registered["versions"][family])
-    promote(client, get_version(client, version), reason="closed loop: best off-policy utility")
+    try:
+        promote(client, get_version(client, version), reason="closed loop: best off-policy utility")
+    except GateRefused as refused:
+        verdict = f"nothing promoted: the gate refused {family} v{version}: {refused}"
+        say(verdict)
+        return Promotion(None, None, verdict)
     metrics = evaluation["families"][family]
-    say(
-        f"{family} v{version}: DR quality {metrics['test_dr_quality']:.3f} "
+    verdict = (
+        f"{family} v{version} → Production: DR quality {metrics['test_dr_quality']:.3f} "
         f"[{metrics['test_dr_quality_low']:.3f}, {metrics['test_dr_quality_high']:.3f}], DR cost "
         f"${1000 * metrics['test_dr_cost']:.4f}/1k vs logging {metrics['test_logging_quality']:.3f} at "
-        f"${1000 * metrics['test_logging_cost']:.4f}/1k → Production"
+        f"${1000 * metrics['test_logging_cost']:.4f}/1k; utility advantage {metrics['test_dr_advantage']:+.4f} "
+        f"[{metrics['test_dr_advantage_low']:+.4f}, {metrics['test_dr_advantage_high']:+.4f}] on "
+        f"{metrics['test_ope_effective_samples']:.0f} effective samples"
     )
-    return family, version
+    say(verdict)
+    return Promotion(family, version, verdict)
+
+
+def _serving(gateway: str) -> str:
+    champion = demo_gateway.router_status(gateway)["champion"]
+    return f"{champion['family']} router v{champion['version']}" if champion["version"] else "fallback (uniform)"
 
 
 def _await_version(gateway: str, version: int) -> None:
@@ -169,7 +220,7 @@ def _await_version(gateway: str, version: int) -> None:
     raise RuntimeError(f"the gateway did not load version {version} within {RELOAD_TIMEOUT_S:.0f} s")
 
 
-def _report(results: list[loop_report.PolicyResult], workdir: Path, evaluation: dict[str, Any], family: str) -> None:
+def _report(results: list[loop_report.PolicyResult], workdir: Path, evaluation: dict[str, Any]) -> None:
     for line in loop_report.render(results).splitlines():
         say(line)
     path = workdir / "before-after.png"

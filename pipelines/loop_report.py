@@ -21,18 +21,19 @@ class PolicyResult:
 
 
 def _known(prompt: Prompt) -> dict[str, tuple[float, float]]:
+    """The models with a recorded quality on `prompt` (none on a few prompts: they are left out of every row)."""
     return {m: (q, c or 0.0) for m, (q, c) in prompt.outcomes.items() if q is not None}
 
 
 def uniform_policy(prompts: list[Prompt], models: list[str], name: str = "logging policy (uniform)") -> PolicyResult:
     """The expected result of drawing a model uniformly per prompt (what the gateway logs without a router)."""
     quality = cost = 0.0
-    for prompt in prompts:
-        known = _known(prompt)
+    scored = [known for known in map(_known, prompts) if known]
+    for known in scored:
         quality += sum(q for q, _ in known.values()) / len(known)
         cost += sum(c for _, c in known.values()) / len(known)
     share = 1.0 / len(models)
-    return PolicyResult(name, quality / len(prompts), 1000 * cost / len(prompts), dict.fromkeys(models, share))
+    return PolicyResult(name, quality / len(scored), 1000 * cost / len(scored), dict.fromkeys(models, share))
 
 
 def fixed_model(prompts: list[Prompt], model: str) -> PolicyResult:
@@ -49,13 +50,13 @@ def oracle(prompts: list[Prompt]) -> PolicyResult:
     """Per prompt the best recorded quality, from the cheapest model that reached it."""
     quality = cost = 0.0
     shares: dict[str, float] = {}
-    for prompt in prompts:
-        known = _known(prompt)
+    scored = [known for known in map(_known, prompts) if known]
+    for known in scored:
         model = min(known, key=lambda m: (-known[m][0], known[m][1]))
         quality += known[model][0]
         cost += known[model][1]
-        shares[model] = shares.get(model, 0.0) + 1.0 / len(prompts)
-    return PolicyResult("oracle", quality / len(prompts), 1000 * cost / len(prompts), shares)
+        shares[model] = shares.get(model, 0.0) + 1.0 / len(scored)
+    return PolicyResult("oracle", quality / len(scored), 1000 * cost / len(scored), shares)
 
 
 def live(summary: TrafficSummary, name: str) -> PolicyResult:

@@ -31,15 +31,20 @@ class Promotion:
 
 def gate(candidate: VersionInfo, current: VersionInfo | None, metric: str = names.GATE_METRIC) -> None:
     """Raise GateRefused unless the candidate's metric is strictly higher than Production's. A version trained
-    on logged traffic must also beat, off-policy, the policy that logged it, and is compared with Production
-    on that off-policy estimate when both have one."""
+    on logged traffic must also beat, off-policy, the policy that logged it — by the whole 95% interval of its
+    paired advantage on the held-out log — and is compared with Production on that off-policy estimate when
+    both have one."""
     estimated = candidate.metrics.get(names.OFF_POLICY_METRIC)
     if estimated is not None:
         logging = candidate.metrics.get(names.LOGGING_POLICY_METRIC, float("-inf"))
-        if estimated <= logging:
+        # Where the version stored its paired advantage, the whole 95% interval must be above 0.
+        surely = candidate.metrics.get(names.ADVANTAGE_LOW_METRIC, estimated - logging)
+        if estimated <= logging or surely <= 0.0:
+            how = "does not beat" if estimated <= logging else "is not surely above"
             raise GateRefused(
-                f"version {candidate.version}: off-policy {names.OFF_POLICY_METRIC}={estimated:.4f} does not beat "
-                f"the logging policy ({logging:.4f}) on the held-out log; pass --force to promote anyway (recorded)"
+                f"version {candidate.version}: off-policy {names.OFF_POLICY_METRIC}={estimated:.4f} {how} "
+                f"the logging policy ({logging:.4f}) on the held-out log{_evidence(candidate)}; log more traffic, "
+                "or pass --force to promote anyway (recorded)"
             )
         if current is not None and names.OFF_POLICY_METRIC in current.metrics:
             metric = names.OFF_POLICY_METRIC
@@ -53,6 +58,16 @@ def gate(candidate: VersionInfo, current: VersionInfo | None, metric: str = name
             f"version {candidate.version} {metric}={candidate.metrics[metric]:.4f} does not beat Production "
             f"version {current.version} ({theirs:.4f}); pass --force to promote anyway (recorded)"
         )
+
+
+def _evidence(candidate: VersionInfo) -> str:
+    """The advantage's interval and the effective samples behind it, when the version stored them."""
+    m = candidate.metrics
+    keys = (names.ADVANTAGE_LOW_METRIC, "test_dr_advantage_high", "test_ope_effective_samples")
+    if not all(k in m for k in keys):
+        return ""
+    low, high, effective = (m[k] for k in keys)
+    return f" (advantage 95% interval [{low:+.4f}, {high:+.4f}] on {effective:.0f} effective samples)"
 
 
 def promote(client: MlflowClient, candidate: VersionInfo, force: bool = False, reason: str = "") -> Promotion:

@@ -28,10 +28,11 @@ class RouterPyfunc(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         del context
         params = params or {}
-        candidates = params.get("candidates")
+        # The signature's default is [""] (MLflow needs a typed default): blank names mean "every candidate".
+        candidates = [str(c) for c in params.get("candidates") or () if str(c)]
         decisions = self.model.decide(
             list(model_input[PROMPT_COLUMN].astype(str)),
-            candidates=list(candidates) if candidates else None,
+            candidates=candidates or None,
             cost_weight=float(params.get("cost_weight", 0.0)),
         )
         return pd.DataFrame([d.as_record() for d in decisions])

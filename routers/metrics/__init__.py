@@ -19,6 +19,7 @@ from routers.metrics.frontier import Hull, aiq, upper_hull
 from routers.metrics.off_policy import (
     OffPolicyEstimate,
     doubly_robust,
+    doubly_robust_advantage,
     evaluate_policy,
     ips,
     one_hot,
@@ -53,6 +54,7 @@ __all__ = [
     "cost_scale",
     "cost_weight_grid",
     "doubly_robust",
+    "doubly_robust_advantage",
     "evaluate_policy",
     "ips",
     "one_hot",

@@ -16,6 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from features import schema
+from pipelines.closed_loop import promote_best
 from pipelines.outcomes import first_prompts, import_source, write_outcomes
 from pipelines.provenance import file_hash
 from pipelines.train import train
@@ -127,3 +128,33 @@ def test_route_cli_matches_in_process_decisions(workspace: Path, trained: list) 
         [d["quality"]["gpt-3.5-turbo-1106"] for d in lines],
         [d.quality["gpt-3.5-turbo-1106"] for d in expected],
     )
+
+
+def test_a_refused_promotion_ends_in_a_verdict_and_keeps_production(workspace: Path, trained: list) -> None:  # type: ignore[type-arg]
+    client = MlflowClient()
+    strongest, cheapest = list_versions(client)
+    promote(client, get_version(client, strongest.version), force=True, reason="set up the refusal")
+    evaluation = {"best": "cheapest", "families": {}}
+    outcome = promote_best(evaluation, {"versions": {"cheapest": cheapest.version}})
+    assert outcome.family is None and outcome.version is None
+    assert outcome.verdict.startswith(f"nothing promoted: the gate refused cheapest v{cheapest.version}")
+    assert "does not beat Production" in outcome.verdict and "\n" not in outcome.verdict
+    assert production(client).version == strongest.version  # type: ignore[union-attr]
+    nothing = promote_best({"best": None, "verdict": "no family beats the logging policy"}, {"versions": {}})
+    assert nothing.version is None and nothing.verdict == "nothing promoted: no family beats the logging policy"
+
+
+def test_the_pyfunc_serves_with_the_signature_defaults(workspace: Path, trained: list) -> None:  # type: ignore[type-arg]
+    """MLflow fills in the signature's `candidates` default ([""]) when none are given, as its own input-example
+    validation at registration does: that means every candidate, not an error."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    strongest = list_versions(MlflowClient())[0]
+    model = mlflow.pyfunc.load_model(f"models:/{names.REGISTERED_MODEL}/{strongest.version}")
+    prompts = pd.DataFrame({"prompt": ["What is 2 + 2?", "Name a prime number."]})
+    every = model.predict(prompts)
+    assert every["model"].nunique() == 1 and every["model"][0] in json.loads(strongest.tags[names.TAG_CANDIDATES])
+    assert list(model.predict(prompts, params={"candidates": [""]})["model"]) == list(every["model"])
+    narrowed = model.predict(prompts, params={"candidates": ["mistralai/mixtral-8x7b-chat"]})
+    assert set(narrowed["model"]) == {"mistralai/mixtral-8x7b-chat"}

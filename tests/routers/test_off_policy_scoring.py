@@ -14,7 +14,6 @@ from features.registry import build
 from pipelines.outcomes import first_prompts, import_source
 from routers.dataset import TrainingSet, training_set
 from routers.decision import choose
-from routers.off_policy_scoring import logged_rows
 from routers.registry import family_class
 from routers.scoring import metrics_for
 
@@ -45,8 +44,8 @@ def _logged(full: pa.Table, seed: int) -> pa.Table:
 def test_public_data_with_a_few_unknown_outcomes_is_not_bandit_feedback(tables: tuple[pa.Table, pa.Table]) -> None:
     full = training_set(tables[1])
     assert (~full.known).any(), "the slice should hold some unknown outcomes"
-    assert logged_rows(full).size == 0
-    assert logged_rows(training_set(_logged(tables[1], 0), full.models)).size > 0
+    assert full.events.size == 0
+    assert training_set(_logged(tables[1], 0), full.models).events.size > 0
 
 
 def test_the_dr_estimate_on_a_uniform_log_matches_the_true_value(tables: tuple[pa.Table, pa.Table]) -> None:

@@ -26,10 +26,13 @@ from pipelines import demo_gateway, loop_report
 from pipelines.demo_steps import running_replay_provider, say
 from pipelines.loop_params import loop_params, read_section
 from pipelines.outcomes import import_source, write_outcomes
-from pipelines.traffic import TrafficSummary, prompts_of
+from pipelines.traffic import Prompt, TrafficSummary, prompts_of
 from pipelines.workspace import dvc, prepare
+from registry import names
+from registry.loading import load_reference
 from registry.promotion import GateRefused, promote
 from registry.versions import get_version
+from routers.routing_model import RoutingModel
 from serving.settings import DEFAULT_REFERENCE
 
 T = TypeVar("T")
@@ -142,13 +145,21 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
                 "Held-apart test prompts through the gateway",
                 lambda: demo_gateway.drive_gateway(gateway, test),
             )
+            frontiers = [loop_report.zero_router_hull(test, models)]
+            if promotion.version is not None:
+                frontiers.append(_router_frontier(promotion, test, models))
     results = [
         loop_report.uniform_policy(test, models),
         loop_report.live(live, serving),
         loop_report.fixed_model(test, loop_report.strongest_model(test)),
         loop_report.oracle(test),
     ]
-    step(8, "Before / after on the held-apart prompts", lambda: _report(results, workdir, evaluation))
+    singles = [loop_report.fixed_model(loop_report.complete(test, models)[0], m) for m in models]
+    step(
+        8,
+        "Before / after on the held-apart prompts",
+        lambda: _report(results, workdir, evaluation, singles, frontiers),
+    )
     return LoopOutcome(workspace, logged, live, evaluation, registered, promotion, results, second)
 
 
@@ -220,9 +231,24 @@ def _await_version(gateway: str, version: int) -> None:
     raise RuntimeError(f"the gateway did not load version {version} within {RELOAD_TIMEOUT_S:.0f} s")
 
 
-def _report(results: list[loop_report.PolicyResult], workdir: Path, evaluation: dict[str, Any]) -> None:
+def _router_frontier(promotion: Promotion, test: list[Prompt], models: list[str]) -> loop_report.Frontier:
+    """The promoted version's decisions over the λ sweep on the held-apart prompts with every outcome recorded."""
+    loaded = load_reference(f"models:/{names.REGISTERED_MODEL}/{promotion.version}")
+    kept, quality, cost = loop_report.complete(test, models)
+    prediction = RoutingModel(loaded.featurizer, loaded.router).predict([p.text for p in kept], models)
+    return loop_report.router_curve(f"{promotion.family} v{promotion.version} over λ", quality, cost, prediction)
+
+
+def _report(
+    results: list[loop_report.PolicyResult],
+    workdir: Path,
+    evaluation: dict[str, Any],
+    singles: list[loop_report.PolicyResult],
+    frontiers: list[loop_report.Frontier],
+) -> None:
     for line in loop_report.render(results).splitlines():
         say(line)
     path = workdir / "before-after.png"
-    loop_report.plot(results, path, f"Held-apart RouterBench prompts, λ = {evaluation['cost_weight']}")
+    title = f"Held-apart RouterBench prompts, λ = {evaluation['cost_weight']}"
+    loop_report.plot(results, path, title, singles, frontiers)
     say(f"plot {path}")

@@ -4,10 +4,15 @@ always-the-strongest-model and the oracle, on the same held-apart prompts. Pure 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from pipelines.traffic import Prompt, TrafficSummary
+from routers.base import Prediction
+from routers.metrics import cost_weight_grid, sweep, upper_hull
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,37 @@ def strongest_model(prompts: list[Prompt]) -> str:
     return max(totals, key=lambda m: sum(totals[m]) / len(totals[m]))
 
 
+@dataclass(frozen=True)
+class Frontier:
+    """Cost per 1k prompts and mean recorded quality along a line of the plot (a hull, or a λ sweep)."""
+
+    name: str
+    costs_per_1k: tuple[float, ...]
+    qualities: tuple[float, ...]
+
+
+def complete(prompts: Sequence[Prompt], models: Sequence[str]) -> tuple[list[Prompt], np.ndarray, np.ndarray]:
+    """The prompts where every model has a recorded quality, and their quality and cost matrices."""
+    kept = [p for p in prompts if all(p.outcomes.get(m, (None, None))[0] is not None for m in models)]
+    quality = np.array([[p.outcomes[m][0] for m in models] for p in kept], dtype=np.float64)
+    cost = np.array([[p.outcomes[m][1] or 0.0 for m in models] for p in kept], dtype=np.float64)
+    return kept, quality, cost
+
+
+def zero_router_hull(prompts: Sequence[Prompt], models: Sequence[str]) -> Frontier:
+    """The Zero router: random mixtures of the single models, their upper hull."""
+    _, quality, cost = complete(prompts, models)
+    hull = upper_hull(1000 * cost.mean(axis=0), quality.mean(axis=0))
+    return Frontier("Zero router (mixes of single models)", tuple(hull.costs), tuple(hull.qualities))
+
+
+def router_curve(name: str, quality: np.ndarray, cost: np.ndarray, prediction: Prediction) -> Frontier:
+    """The router's decisions at every λ of the sweep, scored on the recorded outcomes of the same prompts."""
+    curve = sweep(quality, cost, prediction.quality, prediction.cost, cost_weight_grid(prediction.cost))
+    order = np.argsort(curve.costs, kind="stable")
+    return Frontier(name, tuple(1000 * curve.costs[order]), tuple(curve.qualities[order]))
+
+
 def render(results: list[PolicyResult]) -> str:
     lines = [f"{'policy':<44} {'quality':>8} {'$/1k prompts':>13}  top models"]
     for r in results:
@@ -80,21 +116,45 @@ def render(results: list[PolicyResult]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[PolicyResult], path: Path, title: str) -> None:
+def plot(
+    results: list[PolicyResult],
+    path: Path,
+    title: str,
+    singles: Sequence[PolicyResult] = (),
+    frontiers: Sequence[Frontier] = (),
+) -> None:
+    """The policies of the table as large markers, every single model as a small one, and the frontiers
+    (the Zero router's hull, the promoted router's λ curve) as lines; cost on a log axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for frontier in frontiers:
+        axes.plot(frontier.costs_per_1k, frontier.qualities, "-", linewidth=1.5, label=frontier.name)
+    for single in singles:
+        axes.plot(single.cost_per_1k, single.quality, "s", color="0.55", markersize=5)
+        axes.annotate(
+            single.name.removeprefix("always ").split("/")[-1],
+            (single.cost_per_1k, single.quality),
+            fontsize=6,
+            color="0.35",
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     for r in results:
         axes.plot(r.cost_per_1k, r.quality, "o", markersize=9, label=r.name)
     axes.set_xscale("log")
+    # Labels on the decades only, as plain dollars: minor-tick labels of a log axis overlap.
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:g}"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
     axes.grid(True, which="both", alpha=0.3)
-    axes.set_xlabel("cost per 1k prompts (USD)")
+    axes.set_xlabel("cost per 1k prompts (USD, log scale)")
     axes.set_ylabel("mean recorded quality")
     axes.set_title(title)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

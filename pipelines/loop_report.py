@@ -131,7 +131,7 @@ def plot(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = plt.subplots(figsize=(10, 5))
     for frontier in frontiers:
         axes.plot(frontier.costs_per_1k, frontier.qualities, "-", linewidth=1.5, label=frontier.name)
     for single in singles:
@@ -154,7 +154,7 @@ def plot(
     axes.set_xlabel("cost per 1k prompts (USD, log scale)")
     axes.set_ylabel("mean recorded quality")
     axes.set_title(title)
-    axes.legend(fontsize=7, loc="lower right")
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

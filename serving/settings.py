@@ -11,6 +11,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from registry import names
+from routers.exploration import ExplorationPolicy
 from serving.access.keys import Role
 from serving.access.settings import AccessSettings
 from serving.policy.rules import PolicySettings
@@ -78,7 +79,16 @@ class RoutingSettings(BaseModel):
     max_cost_weight: float = Field(default=1.0e6, ge=0.0)
     """Highest λ a request may ask for; higher values are clamped."""
     epsilon: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Share of routed requests sent to a uniformly drawn candidate instead of the router's choice."""
+    """Share of routed requests whose model is drawn from the exploration distribution (`exploration`) instead
+    of being the router's choice: the exploration budget."""
+    exploration: ExplorationPolicy = "uniform"
+    """How an exploratory request draws its model: `uniform` (every candidate alike), `margin` (uniformly among
+    candidates whose predicted utility is within `exploration_margin` of the best) or `boltzmann` (a softmax of
+    predicted utility at `exploration_temperature`). The exact probability of the served model is recorded."""
+    exploration_margin: float = Field(default=0.05, ge=0.0)
+    """`margin` exploration: how far below the best predicted utility (quality − λ·cost) a candidate may be."""
+    exploration_temperature: float = Field(default=0.05, gt=0.0)
+    """`boltzmann` exploration: the softmax temperature, in utility units (lower: closer to the best)."""
     seed: int | None = None
     """Seed of exploration draws (None: fresh entropy per start)."""
     fallback_model: str | None = None

@@ -1,5 +1,6 @@
-"""The per-request routing policy: pick the arm, ask its router within the time budget, explore with ε,
-fall back when there is no router or it is slow or failing. Records the propensity of every choice.
+"""The per-request routing policy: pick the arm, ask its router within the time budget, explore with ε
+(`routers.exploration`: uniform, margin or Boltzmann draws), fall back when there is no router or it is slow or
+failing. Records the exact propensity of every choice.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+import numpy as np
+
+from routers.decision import utility
+from routers.exploration import draw, exploration_distribution
 from routers.routing_model import RoutedDecision
 from serving.routing.batcher import DecisionBatcher
 from serving.routing.loader import ActiveRouter
@@ -130,14 +135,29 @@ class RoutingPolicy:
         cost_weight: float,
         arm: str | None,
     ) -> Decision:
-        epsilon = self.routing.epsilon
-        greedy = routed.model
-        chosen, by = greedy, BY_ROUTER
-        if epsilon > 0 and self._rng.random() < epsilon:
-            chosen, by = self._rng.choice(candidates), BY_EXPLORATION
-        propensity = epsilon / len(candidates) + (1.0 - epsilon) * (chosen == greedy)
+        routing = self.routing
+        epsilon = routing.epsilon
+        greedy = candidates.index(routed.model)
+        chosen, by, propensity = greedy, BY_ROUTER, 1.0
+        if epsilon > 0:
+            utilities = utility(
+                np.array([[routed.quality[m] for m in candidates]]),
+                np.array([[routed.cost[m] for m in candidates]]),
+                cost_weight,
+            )[0]
+            explore = exploration_distribution(
+                utilities,
+                greedy,
+                routing.exploration,
+                margin=routing.exploration_margin,
+                temperature=routing.exploration_temperature,
+            )
+            if self._rng.random() < epsilon:
+                chosen, by = draw(explore, self._rng), BY_EXPLORATION
+            # Exact: either branch may serve the chosen candidate.
+            propensity = float(epsilon * explore[chosen] + (1.0 - epsilon) * (chosen == greedy))
         return Decision(
-            model=chosen,
+            model=candidates[chosen],
             by=by,
             propensity=propensity,
             cost_weight=cost_weight,

@@ -48,5 +48,5 @@ def test_the_plot_shows_every_single_model_and_the_frontiers(tmp_path: Path) -> 
     path = tmp_path / "before-after.png"
     loop_report.plot([loop_report.uniform_policy(PROMPTS, MODELS)], path, "t", singles, frontiers)
     with Image.open(path) as image:
-        assert image.size == (880, 550)
+        assert image.size == (1100, 550)
         assert len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10

@@ -96,6 +96,33 @@ def test_epsilon_exploration_records_the_probability_of_what_was_served(
     assert share == pytest.approx(0.5 + 0.5 / k, abs=0.08)
 
 
+@pytest.mark.parametrize("exploration", ["margin", "boltzmann"])
+def test_the_recorded_propensities_are_the_served_frequencies(
+    artifacts: dict[str, Path], served: tuple[str, ...], exploration: str
+) -> None:
+    """Through the real policy and a real router: for one prompt at one λ every decision records the same
+    propensity per served model, and the share of decisions that served it matches it."""
+    router = _router(artifacts, "knn", served)
+    policy = _policy(router, served, epsilon=0.4, exploration=exploration, exploration_temperature=0.02, seed=1)
+    draws = 4000
+
+    async def many() -> list:  # type: ignore[type-arg]
+        return [await policy.decide(PROMPTS[1], 20.0, str(i)) for i in range(draws)]
+
+    decisions = asyncio.run(many())
+    propensity: dict[str, set[float]] = {}
+    for d in decisions:
+        propensity.setdefault(d.model, set()).add(round(d.propensity, 12))
+    assert all(len(p) == 1 for p in propensity.values()), propensity
+    counts = Counter(d.model for d in decisions)
+    assert len(counts) >= 2 and sum(d.by == "explore" for d in decisions) > 0.3 * draws
+    for model, (p,) in propensity.items():
+        sd = (draws * p * (1 - p)) ** 0.5
+        assert abs(counts[model] - draws * p) <= 4 * sd + 1, (model, counts[model], draws * p)
+    # Every model that was never served had too little probability to show in this many draws.
+    assert sum(next(iter(p)) for p in propensity.values()) == pytest.approx(1.0, abs=4 / draws**0.5)
+
+
 def test_a_router_over_its_budget_is_replaced_by_the_fallback(
     artifacts: dict[str, Path], served: tuple[str, ...]
 ) -> None:

@@ -9,17 +9,22 @@ registered in a throwaway MLflow store; the gateway follows `models:/routeiq-rou
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from benchmarks.load import Answer, paced
-from benchmarks.router_fixture import DEFAULT_OUTCOMES, SavedRouter, fit_and_save, test_prompts
+from benchmarks.router_fixture import (
+    DEFAULT_OUTCOMES,
+    fit_and_save,
+    promote_forced,
+    register,
+    test_prompts,
+    tracking_store,
+)
 from benchmarks.targets import gateway_config, routeiq_gateway, upstream_stub
 from pipelines.demo_steps import say
 
@@ -57,13 +62,13 @@ class Result:
 
 
 def measure(options: Options) -> Result:
-    with tempfile.TemporaryDirectory(prefix="routeiq-reload-") as tmp, _tracking(Path(tmp)):
+    with tempfile.TemporaryDirectory(prefix="routeiq-reload-") as tmp, tracking_store(Path(tmp)):
         workdir = Path(tmp)
         say("registering two routers (strongest, cheapest) in a throwaway MLflow store")
         strongest = fit_and_save(options.outcomes, "strongest", workdir / "strongest")
-        old = _register(strongest)
-        new = _register(fit_and_save(options.outcomes, "cheapest", workdir / "cheapest"))
-        _promote(old)
+        old = register(strongest)
+        new = register(fit_and_save(options.outcomes, "cheapest", workdir / "cheapest"))
+        promote_forced(old, "hot-reload benchmark")
         models = list(strongest.models)
         prompts = test_prompts(options.outcomes, 200)
         with upstream_stub(workdir, models) as stub:
@@ -77,7 +82,7 @@ def measure(options: Options) -> Result:
                     if elapsed >= options.promote_at and not promoted:
                         # From the call's start: the poller may see the new stage before the call has returned.
                         promoted.append(time.perf_counter() - began)
-                        _promote(new)
+                        promote_forced(new, "hot-reload benchmark")
 
                 say(
                     f"{options.rate:.0f} requests/s for {options.seconds:.0f} s; "
@@ -97,58 +102,6 @@ def _result(options: Options, answers: list[Answer], old: str, new: str, promote
     return Result(
         options.rate, options.poll_seconds, len(answers), failures, old, new, promoted_at, first_new, late_old
     )
-
-
-@contextlib.contextmanager
-def _tracking(directory: Path) -> Iterator[None]:
-    """A sqlite MLflow store under `directory` for this process and the gateway it starts; restored after."""
-    import mlflow
-
-    from registry.tracking import EXPERIMENT, TRACKING_ENV, configure
-
-    previous = os.environ.get(TRACKING_ENV)
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
-    os.environ[TRACKING_ENV] = uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment(EXPERIMENT, artifact_location=(directory / "artifacts").as_uri())
-    configure()
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(TRACKING_ENV, None)
-        else:
-            os.environ[TRACKING_ENV] = previous
-
-
-def _register(router: SavedRouter) -> int:
-    import mlflow
-
-    from registry.register import log_and_register, version_tags
-    from routers import artifact
-
-    spec = artifact.load(router.directory).featurizer.spec.model_dump_json()
-    tags = version_tags(
-        router.family,
-        feature_spec=spec,
-        candidates=list(router.models),
-        data_hash="benchmark",
-        params={},
-        git_commit="benchmark",
-        metrics={},
-    )
-    with mlflow.start_run(run_name=f"benchmark-{router.family}"):
-        return int(log_and_register(router.directory, tags).version)
-
-
-def _promote(version: int) -> None:
-    from mlflow import MlflowClient
-
-    from registry.promotion import promote
-    from registry.versions import get_version
-
-    client = MlflowClient()
-    promote(client, get_version(client, version), force=True, reason="hot-reload benchmark")
 
 
 def render(result: Result) -> str:

@@ -1,8 +1,11 @@
 """The learned routers the gateway benchmarks load: fitted on the RouterBench training split and saved as an
-artifact directory (which `routing.reference` accepts), or registered in a throwaway MLflow store."""
+artifact directory (which `routing.reference` accepts), or registered and promoted in a throwaway MLflow store."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +47,57 @@ def test_prompts(outcomes: Path, limit: int) -> list[str]:
     table = read_outcomes(outcomes)
     test = table.filter(pa.compute.equal(table[schema.SPLIT], schema.TEST))
     return list(dict.fromkeys(test[schema.PROMPT].to_pylist()))[:limit]
+
+
+@contextlib.contextmanager
+def tracking_store(directory: Path) -> Iterator[None]:
+    """A sqlite MLflow store under `directory` for this process and the gateway it starts; restored after."""
+    import mlflow
+
+    from registry.tracking import EXPERIMENT, TRACKING_ENV, configure
+
+    previous = os.environ.get(TRACKING_ENV)
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    os.environ[TRACKING_ENV] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.create_experiment(EXPERIMENT, artifact_location=(directory / "artifacts").as_uri())
+    configure()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(TRACKING_ENV, None)
+        else:
+            os.environ[TRACKING_ENV] = previous
+
+
+def register(router: SavedRouter) -> int:
+    """Register `router`'s artifact as a new version of routeiq-router; its version number."""
+    import mlflow
+
+    from registry.register import log_and_register, version_tags
+    from routers import artifact
+
+    spec = artifact.load(router.directory).featurizer.spec.model_dump_json()
+    tags = version_tags(
+        router.family,
+        feature_spec=spec,
+        candidates=list(router.models),
+        data_hash="benchmark",
+        params={},
+        git_commit="benchmark",
+        metrics={},
+    )
+    with mlflow.start_run(run_name=f"benchmark-{router.family}"):
+        return int(log_and_register(router.directory, tags).version)
+
+
+def promote_forced(version: int, reason: str) -> None:
+    """Move Production and the `production` alias to `version`, skipping the gate (recorded with `reason`)."""
+    from mlflow import MlflowClient
+
+    from registry.promotion import promote
+    from registry.versions import get_version
+
+    client = MlflowClient()
+    promote(client, get_version(client, version), force=True, reason=reason)

@@ -33,9 +33,11 @@ def write_config(
     cost_weight: float,
     poll_seconds: float = 30.0,
     traces: Path = TRACES,
+    routing: dict[str, Any] | None = None,
 ) -> Path:
     """A LiteLLM-format config: every recorded model behind the replay provider, the router at `reference`
-    (a registry reference or an artifact directory), prompts captured for the loop."""
+    (a registry reference or an artifact directory), prompts captured for the loop; `routing`: more
+    `routeiq_settings.routing` keys (exploration, say)."""
     config = {
         "model_list": [
             {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "replay"}}
@@ -47,7 +49,7 @@ def write_config(
         },
         "general_settings": {"master_key": DEMO_KEY},
         "routeiq_settings": {
-            "routing": {"reference": reference, "seed": 0, "cost_weight": cost_weight},
+            "routing": {"reference": reference, "seed": 0, "cost_weight": cost_weight, **(routing or {})},
             "security": {"upstream_allowlist": ["127.0.0.0/8"]},  # the replay provider runs on loopback
             "telemetry": {"directory": str((workdir / traces).resolve()), "capture_prompts": True},
         },

@@ -75,12 +75,15 @@ class Exchange:
         """Who made the request (`Principal.actor`: a key id, `master` or `anonymous`); set once authenticated."""
         self.attempts: list[Attempt] = []
         """Failed upstream attempts (retries, fallbacks, open circuits), recorded on the span when it ends."""
+        self.by = ""
+        """How the model was chosen (`Decision.by`); an exploratory request's cost is counted apart."""
         self._ended = False
 
     def decided(self, decision: Decision, attributes: dict[str, Any]) -> dict[str, str]:
         """Record the decision; returns the response headers that name it. A captured prompt is scrubbed: users
         paste keys into prompts, and the span files outlive the request (its hash is of the prompt as sent)."""
         self.model = decision.model
+        self.by = decision.by
         prompt = attributes.get(a.PROMPT_TEXT)
         if isinstance(prompt, str):
             attributes = {**attributes, a.PROMPT_TEXT: self.state.scrubber.scrub(prompt)}
@@ -104,7 +107,7 @@ class Exchange:
         if self._ended:
             return
         self.span.set_attributes(usage_attributes(usage, provider, cost_usd, cost_source))
-        self.state.metrics.record_cost(self.model, cost_usd, cost_source)
+        self.state.metrics.record_cost(self.model, cost_usd, cost_source, explored=self.by == a.DECISION_EXPLORE)
         self.state.metrics.record_tokens(self.model, usage.input_tokens, usage.output_tokens)
         if usage.response_id:
             self.state.responses.remember(usage.response_id, self.span.get_span_context(), self.actor)
@@ -116,7 +119,8 @@ class Exchange:
             return
         if partial is not None:
             self.span.set_attributes(usage_attributes(partial, partial.provider, partial.cost.usd, partial.cost.source))
-            self.state.metrics.record_cost(self.model, partial.cost.usd, partial.cost.source)
+            explored = self.by == a.DECISION_EXPLORE
+            self.state.metrics.record_cost(self.model, partial.cost.usd, partial.cost.source, explored=explored)
             self.state.metrics.record_tokens(self.model, partial.input_tokens, partial.output_tokens)
         status = error.status_code() if isinstance(error, ApiError) else 500
         code = error.code if isinstance(error, ApiError) else type(error).__name__

@@ -114,6 +114,13 @@ class GatewayMetrics:
         self.cost = Counter(
             "routeiq_cost_usd", "Upstream cost in USD by model and cost source", ["model", "source"], registry=r
         )
+        self.exploration_cost = Counter(
+            "routeiq_exploration_cost_usd",
+            "Upstream cost in USD of requests whose model exploration drew (routing.epsilon), by model; its share "
+            "of routeiq_cost_usd_total is the spend that went to exploration",
+            ["model"],
+            registry=r,
+        )
         self.zero_price = Counter(
             "routeiq_zero_priced_requests",
             "Requests to a model priced at 0 (probably a missing price)",
@@ -161,8 +168,10 @@ class GatewayMetrics:
         """Expose admission's in-flight counts (`InFlight.snapshot`) at each scrape."""
         self.registry.register(InFlightGauges(read))
 
-    def record_cost(self, model: str, usd: float, source: str) -> None:
+    def record_cost(self, model: str, usd: float, source: str, *, explored: bool = False) -> None:
         self.cost.labels(model, source).inc(usd)
+        if explored:
+            self.exploration_cost.labels(model).inc(usd)
         if source == "zero_price":
             self.zero_price.labels(model).inc()
             if model not in self._warned_zero:

@@ -87,3 +87,28 @@ def start_gateway(replay_upstream: str, mlflow_workspace: Path, tmp_path: Path) 
 def default_access(folder: Path) -> dict[str, Any]:
     """Key store and audit log as files in `folder`."""
     return {"key_store": str(folder / "keys.sqlite"), "audit": {"path": str(folder / "audit.sqlite")}}
+
+
+def save_two_model_router(data_dir: Path, directory: Path, family: str) -> Path:
+    """A router of `family` fitted on 40 RouterBench prompts of two recorded models renamed to the upstream's
+    `alpha` and `beta`, saved as an artifact directory (which `routing.reference` accepts)."""
+    import pyarrow.compute as pc
+
+    from features import schema
+    from features.registry import build
+    from pipelines.outcomes import first_prompts, import_source
+    from routers.artifact import save
+    from routers.dataset import training_set
+    from routers.registry import family_class
+
+    table, _ = import_source("routerbench", data_dir / "routerbench")
+    table = first_prompts(table, {schema.TRAIN: 40})
+    names = {"gpt-4-1106-preview": "alpha", "claude-instant-v1": "beta"}
+    table = table.filter(pc.is_in(table[schema.MODEL], pa.array(list(names))))
+    renamed = pa.array([names[m] for m in table[schema.MODEL].to_pylist()])
+    train = training_set(table.set_column(table.schema.get_field_index(schema.MODEL), schema.MODEL, renamed))
+    featurizer = build("fast").fit(list(train.prompts))
+    cls = family_class(family)
+    router = cls(cls.Params(), seed=0).fit(train.with_features(featurizer.transform(list(train.prompts))))
+    save(directory, router, featurizer)
+    return directory

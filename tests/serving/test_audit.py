@@ -17,6 +17,7 @@ import pytest
 
 from serving.access.audit import AuditEntry, PostgresAuditLog, SqliteAuditLog
 from serving.access.sqlite_store import SqliteKeyStore
+from tests.serving.conftest import save_two_model_router
 
 MASTER = "sk-master-audit-test"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -122,30 +123,7 @@ def test_audit_entries_are_stored_without_secrets(tmp_path: Path) -> None:
 def test_router_versions_going_live_or_failing_are_audited(
     start_gateway: GatewayFactory, tmp_path: Path, data_dir: Path
 ) -> None:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from features import schema
-    from features.registry import build
-    from pipelines.outcomes import first_prompts, import_source
-    from routers.artifact import save
-    from routers.dataset import training_set
-    from routers.registry import family_class
-
-    table, _ = import_source("routerbench", data_dir / "routerbench")
-    table = first_prompts(table, {schema.TRAIN: 40})
-    # Two recorded models under the names the test upstream serves.
-    names = {"gpt-4-1106-preview": "alpha", "claude-instant-v1": "beta"}
-    table = table.filter(pc.is_in(table[schema.MODEL], pa.array(list(names))))
-    renamed = pa.array([names[m] for m in table[schema.MODEL].to_pylist()])
-    train = training_set(table.set_column(table.schema.get_field_index(schema.MODEL), schema.MODEL, renamed))
-    featurizer = build("fast").fit(list(train.prompts))
-    cls = family_class("cheapest")
-    save(
-        tmp_path / "router",
-        cls(cls.Params(), seed=0).fit(train.with_features(featurizer.transform(list(train.prompts)))),
-        featurizer,
-    )
+    save_two_model_router(data_dir, tmp_path / "router", "cheapest")
     routing = {"reference": str(tmp_path / "router")}
     with start_gateway(master_key=MASTER, routing=routing):
         pass

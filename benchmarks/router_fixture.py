@@ -4,7 +4,6 @@ artifact directory (which `routing.reference` accepts), or registered and promot
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,21 +53,12 @@ def tracking_store(directory: Path) -> Iterator[None]:
     """A sqlite MLflow store under `directory` for this process and the gateway it starts; restored after."""
     import mlflow
 
-    from registry.tracking import EXPERIMENT, TRACKING_ENV, configure
+    from registry.tracking import EXPERIMENT, configure, using_store
 
-    previous = os.environ.get(TRACKING_ENV)
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
-    os.environ[TRACKING_ENV] = uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment(EXPERIMENT, artifact_location=(directory / "artifacts").as_uri())
-    configure()
-    try:
+    with using_store(f"sqlite:///{directory / 'mlflow.db'}"):
+        mlflow.create_experiment(EXPERIMENT, artifact_location=(directory / "artifacts").as_uri())
+        configure()
         yield
-    finally:
-        if previous is None:
-            os.environ.pop(TRACKING_ENV, None)
-        else:
-            os.environ[TRACKING_ENV] = previous
 
 
 def register(router: SavedRouter) -> int:

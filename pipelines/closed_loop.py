@@ -8,7 +8,6 @@ starts is on loopback and is stopped when its context exits, also on Ctrl-C.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from pipelines.workspace import dvc, prepare
 from registry import names
 from registry.loading import load_reference
 from registry.promotion import GateRefused, promote
+from registry.tracking import using_store
 from registry.versions import get_version
 from routers.routing_model import RoutingModel
 from serving.settings import DEFAULT_REFERENCE
@@ -83,17 +83,9 @@ def profile(name: str, repo: Path) -> dict[str, Any]:
 
 @contextmanager
 def tracking_store(path: Path) -> Iterator[str]:
-    """MLFLOW_TRACKING_URI → a fresh sqlite store at `path` for this process and its children; restored after."""
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = f"sqlite:///{path.resolve()}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
+    """A fresh sqlite MLflow store at `path` for this process and its children; everything restored after."""
+    with using_store(f"sqlite:///{path.resolve()}") as uri:
         yield uri
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step: Step[Any]) -> LoopOutcome:

@@ -136,11 +136,11 @@ def _run(options: Options, case: LeftOut, policy: str) -> Curve:
                 routing=routing,
             )
             with demo_gateway.running_gateway(config, workdir) as gateway:
-                _await_version(gateway, version)
+                demo_gateway.await_version(gateway, version)
                 sent = 0
                 for target in options.rounds:
                     batch = [traffic[(sent + i) % len(traffic)] for i in range(target - sent)]
-                    summary = demo_gateway.drive_gateway(gateway, batch)
+                    summary = demo_gateway.drive_gateway(gateway, batch, concurrency=options.concurrency)
                     curve.spend += summary.cost_sum
                     curve.greedy_spend += _greedy_spend(serving, batch, models)
                     sent = target
@@ -150,7 +150,7 @@ def _run(options: Options, case: LeftOut, policy: str) -> Curve:
                     labelled, _ = label(warehouse, LabelParams(bootstrap=(bootstrap,)))
                     serving = _fit(labelled, models)
                     version = _promote(serving, models, workdir / f"v{target}")
-                    _await_version(gateway, version)
+                    demo_gateway.await_version(gateway, version)
                     curve.logged.append(target)
                     curve.scores.append(_score(serving, test, models))
                     last = curve.scores[-1]
@@ -194,26 +194,23 @@ def _promote(fitted: Fitted, models: tuple[str, ...], directory: Path) -> int:
     return version
 
 
-def _await_version(gateway: str, version: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while demo_gateway.router_status(gateway)["champion"]["version"] != version:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the gateway did not load version {version} within {timeout:.0f} s")
-        time.sleep(0.2)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptation", description=__doc__)
     parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--task", action="append", default=[], help="a task to leave out (repeatable; default all)")
-    parser.add_argument("--quick", action="store_true", help=f"one task, Boltzmann only, rounds {QUICK_ROUNDS}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"one task, Boltzmann only, rounds {QUICK_ROUNDS}, one request at a time (reproducible)",
+    )
     parser.add_argument("--plot", type=Path, default=PLOT)
     args = parser.parse_args(argv)
     if not args.outcomes.is_file():
         parser.error(f"{args.outcomes} not found; run `routeiq data import routerbench <data-dir>/routerbench`")
     options = Options(args.outcomes, tuple(args.task), plot=args.plot)
     if args.quick:
-        options = Options(args.outcomes, tuple(args.task) or ("mbpp",), ("boltzmann",), QUICK_ROUNDS, plot=args.plot)
+        tasks = tuple(args.task) or ("mbpp",)
+        options = Options(args.outcomes, tasks, ("boltzmann",), QUICK_ROUNDS, plot=args.plot, concurrency=1)
     print(render(measure(options), options))  # noqa: T201
 
 

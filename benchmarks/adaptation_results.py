@@ -37,6 +37,9 @@ class Options:
     epsilon: float = EPSILON
     temperature: float = 0.05
     plot: Path | None = PLOT
+    concurrency: int = 8
+    """Requests in flight while a round is sent. Above 1 the gateway's seeded exploration draws follow arrival
+    order, so two runs differ; 1 (the quick mode) makes a run reproducible."""
 
 
 @dataclass(frozen=True)

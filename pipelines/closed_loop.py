@@ -213,14 +213,9 @@ def _serving(gateway: str) -> str:
 
 def _await_version(gateway: str, version: int) -> None:
     started = time.monotonic()
-    while time.monotonic() - started < RELOAD_TIMEOUT_S:
-        champion = demo_gateway.router_status(gateway)["champion"]
-        if champion["version"] == version:
-            waited = time.monotonic() - started
-            say(f"gateway now serves v{version} ({champion['last_poll']['message']}) after {waited:.1f} s")
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the gateway did not load version {version} within {RELOAD_TIMEOUT_S:.0f} s")
+    champion = demo_gateway.await_version(gateway, version, RELOAD_TIMEOUT_S)
+    waited = time.monotonic() - started
+    say(f"gateway now serves v{version} ({champion['last_poll']['message']}) after {waited:.1f} s")
 
 
 def _router_frontier(promotion: Promotion, test: list[Prompt], models: list[str]) -> loop_report.Frontier:

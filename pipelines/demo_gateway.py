@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,18 @@ def running_gateway(config: Path, workdir: Path) -> Iterator[str]:
 def router_status(url: str) -> dict[str, Any]:
     status: dict[str, Any] = httpx.get(f"{url}/admin/router", headers={"Authorization": f"Bearer {DEMO_KEY}"}).json()
     return status
+
+
+def await_version(url: str, version: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the gateway's champion serves `version` (its registry poller hot-reloads it); its status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        champion: dict[str, Any] = router_status(url)["champion"]
+        if champion["version"] == version:
+            return champion
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway did not load version {version} within {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def drive_gateway(url: str, prompts: list[Prompt], concurrency: int = 8) -> TrafficSummary:

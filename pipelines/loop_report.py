@@ -12,7 +12,7 @@ import numpy as np
 
 from pipelines.traffic import Prompt, TrafficSummary
 from routers.base import Prediction
-from routers.metrics import cost_weight_grid, sweep, upper_hull
+from routers.metrics import cost_weight_grid, single_model_points, sweep, zero_router
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def complete(prompts: Sequence[Prompt], models: Sequence[str]) -> tuple[list[Pro
 def zero_router_hull(prompts: Sequence[Prompt], models: Sequence[str]) -> Frontier:
     """The Zero router: random mixtures of the single models, their upper hull."""
     _, quality, cost = complete(prompts, models)
-    hull = upper_hull(1000 * cost.mean(axis=0), quality.mean(axis=0))
+    hull = zero_router(single_model_points(quality, 1000 * cost))
     return Frontier("Zero router (mixes of single models)", tuple(hull.costs), tuple(hull.qualities))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -66,9 +66,20 @@ class Admitted(Generic[M]):
     caller: str
     """Who the circuit breakers count an upstream failure for: the key id (or `master`), else the client address."""
 
+    _served: tuple[str, ...] | None = field(default=None, init=False, repr=False)
+
     def served(self, state: GatewayState) -> tuple[str, ...]:
-        """The deployments this caller may use (its key's `allowed_models` and the policy), in config order."""
-        return permitted_models(self.request, state, state.policy.served)
+        """The deployments this caller may use (its key's `allowed_models` and the policy), in config order;
+        evaluated once per request."""
+        if self._served is None:
+            self._served = permitted_models(self.request, state, state.policy.served)
+        return self._served
+
+    def chain(self, state: GatewayState, model: str) -> tuple[str, ...]:
+        """`model` and the failover fallbacks of it this caller may use (a key never falls back to a model it
+        may not use); the permissions are looked up only when there are fallbacks to narrow."""
+        chain = state.failover.chain(model)
+        return chain if len(chain) == 1 else state.failover.chain(model, self.served(state))
 
     async def reserve(self, state: GatewayState, names: tuple[str, ...]) -> None:
         """Hold the request's maximum against the caller's tpm and budget: the estimated prompt plus its output

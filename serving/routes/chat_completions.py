@@ -54,7 +54,7 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
             decision, decision_attributes(decision, prompt, state.config.settings.telemetry.capture_prompts)
         )
         body["model"] = decision.model
-        chain = state.failover.chain(decision.model, admitted.served(state))
+        chain = admitted.chain(state, decision.model)
         await admitted.reserve(state, chain)
         if chat.stream:
             started = await state.failover.stream(chain, body, exchange.attempts, admitted.caller)

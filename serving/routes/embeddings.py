@@ -47,7 +47,7 @@ async def create_embeddings(request: Request, state: GatewayStateDep) -> Respons
         if model not in state.providers.names:
             raise ModelNotFoundError(model, virtual)
         headers = exchange.decided(explicit(model), {a.CHOSEN_MODEL: model})
-        chain = state.failover.chain(model, admitted.served(state))
+        chain = admitted.chain(state, model)
         await admitted.reserve(state, chain)
         served = await unless_client_leaves(
             request, state.failover.embed(chain, admitted.body, exchange.attempts, admitted.caller)

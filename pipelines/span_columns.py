@@ -45,6 +45,13 @@ REQUEST_ATTRIBUTES: Final = MappingProxyType(
         "predicted_quality": (a.PREDICTED_QUALITY, pa.list_(pa.float64())),
         "predicted_cost": (a.PREDICTED_COST, pa.list_(pa.float64())),
         "key_id": (a.KEY_ID, pa.string()),
+        "cascade_outcome": (a.CASCADE_OUTCOME, pa.string()),
+        "cascade_score": (a.CASCADE_SCORE, pa.float64()),
+        "cascade_first_model": (a.CASCADE_FIRST_MODEL, pa.string()),
+        "cascade_first_response_id": (a.CASCADE_FIRST_RESPONSE_ID, pa.string()),
+        "cascade_first_cost_usd": (a.CASCADE_FIRST_COST_USD, pa.float64()),
+        "cascade_first_input_tokens": (a.CASCADE_FIRST_INPUT_TOKENS, pa.int64()),
+        "cascade_first_output_tokens": (a.CASCADE_FIRST_OUTPUT_TOKENS, pa.int64()),
     }
 )
 """`requests` column → (span attribute, arrow type); the span's ids, times, file and line come on top."""

@@ -19,6 +19,9 @@ import pyarrow as pa
 from features import schema
 
 MODEL_HEADER = "x-routeiq-model"
+FIRST_MODEL_HEADER = "x-routeiq-cascade-first-model"
+FIRST_ID_HEADER = "x-routeiq-cascade-first-id"
+"""The gateway's response headers read here (spelt again: this driver never imports the gateway)."""
 COST_WEIGHT_HEADER = "x-routeiq-cost-weight"
 FEEDBACK_SOURCE = "replay"
 
@@ -42,6 +45,8 @@ class TrafficSummary:
     """Answers from a model with no recorded quality for that prompt (no feedback is posted)."""
     quality_sum: float = 0.0
     cost_sum: float = 0.0
+    escalated: int = 0
+    """Cascade requests whose first answer was escalated (both answers paid for, both rated)."""
     per_model: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -69,6 +74,8 @@ class TrafficSummary:
         ]
         lines += [f"  {share:6.1%}  {model}" for model, share in self.shares().items()]
         lines += [f"  error {code}: {n}" for code, n in self.errors.most_common()]
+        if self.escalated:
+            lines.append(f"  {self.escalated} escalated by the cascade (both answers paid for and rated)")
         if self.unrecorded:
             lines.append(f"  {self.unrecorded} unrecorded: answers with no recorded quality, so no feedback posted")
         return "\n".join(lines)
@@ -141,10 +148,22 @@ async def _send(client: Any, http: httpx.AsyncClient, model: str, prompt: Prompt
     summary.per_model[answered] += 1
     quality, cost = prompt.outcomes.get(answered, (None, None))
     summary.cost_sum += cost or 0.0
+    first_model, first_id = raw.headers.get(FIRST_MODEL_HEADER), raw.headers.get(FIRST_ID_HEADER)
+    if first_model and first_id:
+        # An escalated cascade: the first answer was paid for too, and its own feedback labels that model.
+        summary.escalated += 1
+        first_quality, first_cost = prompt.outcomes.get(first_model, (None, None))
+        summary.cost_sum += first_cost or 0.0
+        if first_quality is not None:
+            await _feedback(http, first_id, first_quality, summary)
     if quality is None:
         summary.unrecorded += 1
         return
     summary.quality_sum += quality
-    response = await http.post("/v1/feedback", json={"id": completion.id, "score": quality, "source": FEEDBACK_SOURCE})
+    await _feedback(http, completion.id, quality, summary)
+
+
+async def _feedback(http: httpx.AsyncClient, response_id: str, quality: float, summary: TrafficSummary) -> None:
+    response = await http.post("/v1/feedback", json={"id": response_id, "score": quality, "source": FEEDBACK_SOURCE})
     if response.status_code != 200:
         summary.errors[f"feedback {response.status_code}"] += 1

@@ -145,23 +145,38 @@ class CascadeRouter(Router[CascadeParams]):
         verifier_inputs = self._stack(inputs, hashed, stats, np.full(len(inputs), column))
         return logistic_probability(verifier_inputs, self.verifier_coef_, float(self.verifier_intercept_[0]))
 
-    def escalations(self, prompts: Sequence[str], answers: Sequence[str], cost_weight: float) -> np.ndarray:
-        """Per prompt, whether to escalate: P(strong right | prompt) − P(cheap answer right) > λ·cost(strong)."""
+    def strong_model(self) -> str:
+        """The model asked when the first answer is doubted."""
+        self._check_fitted()
+        return self.models_[int(self.pair_[1])]
+
+    def thresholds(self, prompts: Sequence[str], cost_weight: float) -> FloatMatrix:
+        """Per prompt, the score the first answer must reach to be kept: P(strong right | prompt) − λ·cost(strong).
+
+        The first answer is escalated when its score (`verify`) is below it: the strong model's expected gain
+        is worth its cost. −inf (never escalate) when λ is infinite or the pair is one model."""
         self._check_fitted()
         if cost_weight < 0:
             raise RouterError(f"cost weight must be >= 0, got {cost_weight}")
         cheap, strong = (int(i) for i in self.pair_)
-        if cheap == strong or not len(prompts):
-            return np.zeros(len(prompts), dtype=bool)
+        if cheap == strong or np.isinf(cost_weight) or not len(prompts):
+            return np.full(len(prompts), -np.inf)
         inputs = self._prompt_inputs(list(prompts))
         strong_right = logistic_probability(inputs, self.prompt_coef_[strong], float(self.prompt_intercept_[strong]))
-        gain = strong_right - self._verified(inputs, prompts, answers, cheap)
-        return np.asarray(gain > cost_weight * float(self.cost_[strong]), dtype=bool)
+        return np.asarray(strong_right - cost_weight * float(self.cost_[strong]), dtype=np.float64)
+
+    def escalations(self, prompts: Sequence[str], answers: Sequence[str], cost_weight: float) -> np.ndarray:
+        """Per prompt, whether to escalate: the cheap answer's `verify` score is below its `thresholds` value
+        (P(strong right | prompt) − P(cheap answer right) > λ·cost(strong))."""
+        needed = self.thresholds(prompts, cost_weight)
+        if not np.isfinite(needed).any():
+            return np.zeros(len(prompts), dtype=bool)
+        return np.asarray(self.verify(prompts, answers) < needed, dtype=bool)
 
     def escalate(self, prompt: str, answer: str, cost_weight: float) -> str | None:
         """The model to ask next after the cheap model answered `answer`, or None to keep that answer."""
         if bool(self.escalations([prompt], [answer], cost_weight)[0]):
-            return self.models_[int(self.pair_[1])]
+            return self.strong_model()
         return None
 
     def _check_fitted(self) -> None:

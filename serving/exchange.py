@@ -18,6 +18,7 @@ from serving.exceptions import ClientDisconnectedError
 from serving.providers.result import StreamSummary
 from serving.request_span import Usage, usage_attributes
 from serving.resilience.failover import Attempt
+from serving.routing.cascade import SKIPPED_STREAM
 from serving.routing.policy import Decision
 from serving.state import GatewayState
 from serving.telemetry import attributes as a
@@ -25,6 +26,7 @@ from serving.telemetry import attributes as a
 ROUTER_VERSION_HEADER = "x-routeiq-router-version"
 MODEL_HEADER = "x-routeiq-model"
 DECISION_HEADER = "x-routeiq-decision"
+CASCADE_HEADER = "x-routeiq-cascade"
 NO_ROUTER = "none"
 T = TypeVar("T")
 
@@ -93,7 +95,25 @@ class Exchange:
         if decision.fallback_reason:
             self.state.metrics.fallbacks.labels(decision.fallback_reason).inc()
         version = decision.router.label if decision.router is not None else NO_ROUTER
-        return {MODEL_HEADER: decision.model, ROUTER_VERSION_HEADER: version, DECISION_HEADER: decision.by}
+        headers = {MODEL_HEADER: decision.model, ROUTER_VERSION_HEADER: version, DECISION_HEADER: decision.by}
+        if decision.cascade_skipped:
+            headers[CASCADE_HEADER] = SKIPPED_STREAM
+        return headers
+
+    def escalated(
+        self, model: str, headers: dict[str, str], first: Usage, first_model: str, cost: tuple[float, str]
+    ) -> dict[str, str]:
+        """A cascade asked `model` after `first_model`'s answer: `model` is now the chosen one (in the span and
+        `x-routeiq-model`), and the first call's cost (USD, source) and tokens are counted under its own model
+        (the request's span keeps them as cascade attributes)."""
+        cost_usd, cost_source = cost
+        self.model = model
+        self.span.set_attribute(a.CHOSEN_MODEL, model)
+        self.state.metrics.record_cost(first_model, cost_usd, cost_source)
+        self.state.metrics.record_tokens(first_model, first.input_tokens, first.output_tokens)
+        if first.response_id:
+            self.state.responses.remember(first.response_id, self.span.get_span_context(), self.actor)
+        return {**headers, MODEL_HEADER: model}
 
     def served(self, model: str, headers: dict[str, str]) -> dict[str, str]:
         """Record that `model` answered; when a fallback did, the span and `x-routeiq-model` name it."""

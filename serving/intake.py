@@ -81,15 +81,16 @@ class Admitted(Generic[M]):
         chain = state.failover.chain(model)
         return chain if len(chain) == 1 else state.failover.chain(model, self.served(state))
 
-    async def reserve(self, state: GatewayState, names: tuple[str, ...]) -> None:
+    async def reserve(self, state: GatewayState, names: tuple[str, ...], calls: int = 1) -> None:
         """Hold the request's maximum against the caller's tpm and budget: the estimated prompt plus its output
         bound (`max_completion_tokens`/`max_tokens` × `n`, else the model's limit, else the configured default),
-        priced at the dearest of `names` (the deployment and its fallbacks). 429 when it does not fit."""
+        priced at the dearest of `names` (the deployment and its fallbacks), for each of `calls` upstream calls
+        (a cascade makes two). 429 when it does not fit."""
         if not self.ticket.metered:
             return
         prompt = estimated_input_tokens(self.body)
         output = self._output_bound(state, names)
-        await self.ticket.reserve(prompt + output, state.providers.max_cost(names, prompt, output))
+        await self.ticket.reserve(calls * (prompt + output), calls * state.providers.max_cost(names, prompt, output))
 
     def _output_bound(self, state: GatewayState, names: tuple[str, ...]) -> int:
         if not self.surface.writes_tokens:

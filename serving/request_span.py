@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from features.prompt import prompt_id
+from serving.routing.cascade import SKIPPED_STREAM
 from serving.routing.policy import Decision
 from serving.telemetry import attributes as a
 
@@ -51,6 +52,8 @@ def decision_attributes(decision: Decision, prompt: str, capture_prompt: bool) -
     if decision.router is not None:
         found[a.ROUTER_VERSION] = decision.router.label
         found[a.ROUTER_FAMILY] = decision.router.family
+    if decision.cascade_skipped:
+        found[a.CASCADE_OUTCOME] = SKIPPED_STREAM
     if decision.candidates:
         found[a.CANDIDATES] = list(decision.candidates)
         found[a.PREDICTED_QUALITY] = list(decision.quality)

@@ -6,7 +6,7 @@ A frozen pydantic model; reading the YAML file and LiteLLM's sections is `servin
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -53,6 +53,9 @@ class FeedbackSettings(BaseModel):
     by its own caller only. Keep `loop.feedback_raters` of params.yaml the same, so the label stage agrees."""
 
 
+CascadeMode = Literal["off", "verifier"]
+
+
 class RoutingSettings(BaseModel):
     """How the virtual model picks a deployment: the watched router, λ bounds, exploration, fallbacks."""
 
@@ -89,6 +92,11 @@ class RoutingSettings(BaseModel):
     """`margin` exploration: how far below the best predicted utility (quality − λ·cost) a candidate may be."""
     exploration_temperature: float = Field(default=0.05, gt=0.0)
     """`boltzmann` exploration: the softmax temperature, in utility units (lower: closer to the best)."""
+    cascade: CascadeMode = "off"
+    """`verifier`: when the serving router is a `cascade` version, a routed non-streamed request is answered by its
+    cheap model first, the answer is scored by the version's verifier, and the strong model is asked when the score
+    is below P(strong right | prompt) − λ·cost(strong). Streamed requests are routed on the prompt alone. `off`:
+    a cascade version routes on the prompt alone, like any family."""
     seed: int | None = None
     """Seed of exploration draws (None: fresh entropy per start)."""
     fallback_model: str | None = None

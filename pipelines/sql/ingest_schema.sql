@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS requests (
     predicted_quality DOUBLE[],      -- aligned with candidates
     predicted_cost    DOUBLE[],      -- aligned with candidates
     key_id            VARCHAR,       -- who called: a virtual key id, `master` or `anonymous` (null before it was recorded)
+    cascade_outcome   VARCHAR,       -- cascade mode: kept, escalated, escalation_failed, skipped_stream
+    cascade_score     DOUBLE,        -- cascade mode: the verifier's P(first answer right)
+    cascade_first_model         VARCHAR,  -- an escalated cascade's first answer: its model, id, cost, tokens
+    cascade_first_response_id   VARCHAR,
+    cascade_first_cost_usd      DOUBLE,
+    cascade_first_input_tokens  BIGINT,
+    cascade_first_output_tokens BIGINT,
     file              VARCHAR NOT NULL,
     line              BIGINT NOT NULL
 );
@@ -37,6 +44,13 @@ CREATE TABLE IF NOT EXISTS requests (
 -- Warehouses made before a column existed gain it (empty for the requests already stored).
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS served_model VARCHAR;
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS key_id VARCHAR;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_outcome VARCHAR;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_score DOUBLE;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_first_model VARCHAR;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_first_response_id VARCHAR;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_first_cost_usd DOUBLE;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_first_input_tokens BIGINT;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS cascade_first_output_tokens BIGINT;
 
 CREATE TABLE IF NOT EXISTS feedback (
     span_id          VARCHAR PRIMARY KEY,

@@ -2,16 +2,21 @@
 -- feedback judged $used, label_feedback_counts.sql counts the rest.
 -- Parameters: $raters, the roles that may rate responses other callers received (loop.feedback_raters);
 -- verdicts $used, $repeated, $not_owner, $unmatched.
--- A response's owner is the key of the first request answered with its id. Feedback counts when it comes from
--- that key or from a rater role (anything else is $not_owner); of the feedback that counts, the first by time is
--- $used and the rest are $repeated. Spans from before key ids were recorded (no key id on the feedback, or on its
+-- A response's owner is the key of the first request answered with its id (an escalated cascade's first answer
+-- included). Feedback counts when it comes from that key or from a rater role (anything else is $not_owner); of
+-- the feedback that counts, the first by time is $used and the rest are $repeated. Spans from before key ids were recorded (no key id on the feedback, or on its
 -- request) cannot be checked, so they count; among feedback without a key id the latest is used, as it was
 -- before, and feedback naming its rater comes before any without.
 CREATE OR REPLACE TEMP TABLE feedback_verdicts AS
-WITH owners AS (
+WITH answered AS (
+    SELECT response_id, key_id, started_at, span_id FROM requests WHERE response_id IS NOT NULL
+    UNION ALL
+    SELECT cascade_first_response_id, key_id, started_at, span_id FROM requests
+    WHERE cascade_first_response_id IS NOT NULL
+),
+owners AS (
     SELECT response_id, key_id
-    FROM requests
-    WHERE response_id IS NOT NULL
+    FROM answered
     QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY started_at, span_id) = 1
 ),
 checked AS (

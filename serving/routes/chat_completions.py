@@ -13,6 +13,7 @@ from starlette.background import BackgroundTask
 
 from features.prompt import prompt_from_messages
 from serving.access.audit import DENIED, AuditEntry
+from serving.cascade_call import cascade_complete
 from serving.exceptions import ClientDisconnectedError, GatewayError, ModelNotFoundError, PermissionDeniedError
 from serving.exchange import unless_client_leaves
 from serving.intake import Admitted, Surface, admit
@@ -55,6 +56,8 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
         )
         body["model"] = decision.model
         chain = admitted.chain(state, decision.model)
+        if decision.cascade is not None:
+            return await _cascade(state, admitted, decision, prompt, headers)
         await admitted.reserve(state, chain)
         if chat.stream:
             started = await state.failover.stream(chain, body, exchange.attempts, admitted.caller)
@@ -75,6 +78,28 @@ async def create_chat_completion(request: Request, state: GatewayStateDep) -> Re
         raise
     exchange.succeed(result, result.provider, result.cost.usd, result.cost.source)
     await admitted.ticket.settle(result.input_tokens + result.output_tokens, result.cost.usd)
+    return Response(result.body, media_type="application/json", headers=headers)
+
+
+async def _cascade(
+    state: GatewayState, admitted: Admitted[ChatRequest], decision: Decision, prompt: str, headers: dict[str, str]
+) -> Response:
+    """A non-streamed request the cascade answers: reserved for both calls, charged for the calls made."""
+    plan, exchange = decision.cascade, admitted.exchange
+    assert plan is not None
+    await admitted.reserve(state, (*admitted.chain(state, plan.cheap), *admitted.chain(state, plan.strong)), calls=2)
+    answer = await cascade_complete(state, admitted, decision, prompt)
+    headers = headers | answer.headers()
+    if answer.escalated:
+        first = answer.first.value
+        headers = exchange.escalated(
+            plan.strong, headers, first, answer.first.model, (first.cost.usd, first.cost.source)
+        )
+    exchange.span.set_attributes(answer.attributes())
+    headers = exchange.served(answer.served.model, headers)
+    result = answer.served.value
+    exchange.succeed(result, result.provider, result.cost.usd, result.cost.source)
+    await admitted.ticket.settle(answer.tokens, answer.cost_usd)
     return Response(result.body, media_type="application/json", headers=headers)
 
 
@@ -105,7 +130,7 @@ async def _decide(state: GatewayState, admitted: Admitted[ChatRequest], prompt: 
         weight = chat.routeiq.cost_weight
     cost_weight = routing.clamp(routing.cost_weight if weight is None else weight)
     key = chat.user or request.headers.get(SESSION_HEADER) or admitted.assignment or prompt
-    return await state.policy.decide(prompt, cost_weight, key, served)
+    return await state.policy.decide(prompt, cost_weight, key, served, stream=bool(chat.stream))
 
 
 async def _none_allowed(state: GatewayState, admitted: Admitted[ChatRequest]) -> None:

@@ -6,6 +6,7 @@ failing. Records the exact propensity of every choice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import random
@@ -20,6 +21,7 @@ from routers.decision import utility
 from routers.exploration import draw, exploration_distribution
 from routers.routing_model import RoutedDecision
 from serving.routing.batcher import DecisionBatcher
+from serving.routing.cascade import CascadeCheck, CascadePlan, check, plan_for
 from serving.routing.loader import ActiveRouter
 from serving.routing.slots import RouterSlot
 from serving.settings import RoutingSettings
@@ -31,6 +33,7 @@ BY_ROUTER = attributes.DECISION_ROUTER
 BY_EXPLORATION = attributes.DECISION_EXPLORE
 BY_FALLBACK = attributes.DECISION_FALLBACK
 BY_NAME = attributes.DECISION_EXPLICIT
+BY_CASCADE = attributes.DECISION_CASCADE
 
 NO_ROUTER = "no_router"
 TIMEOUT = "timeout"
@@ -53,6 +56,10 @@ class Decision:
     quality: tuple[float, ...] = ()
     cost: tuple[float, ...] = ()
     fallback_reason: str | None = None
+    cascade: CascadePlan | None = None
+    """Set when the request runs the cascade: `model` is its first model, asked before the answer is checked."""
+    cascade_skipped: bool = False
+    """A stream a cascade version routed on the prompt alone (the cascade needs the whole first answer)."""
 
 
 def explicit(model: str) -> Decision:
@@ -83,6 +90,7 @@ class RoutingPolicy:
         self.routing = routing
         self.served = tuple(served)
         self._batcher = DecisionBatcher(executor)
+        self._executor = executor
         self._rng = rng
 
     def slot_for(self, assignment_key: str) -> RouterSlot:
@@ -99,10 +107,18 @@ class RoutingPolicy:
         return self.served if allowed is None else tuple(m for m in self.served if allowed(m))
 
     async def decide(
-        self, prompt: str, cost_weight: float, assignment_key: str, served: tuple[str, ...] | None = None
+        self,
+        prompt: str,
+        cost_weight: float,
+        assignment_key: str,
+        served: tuple[str, ...] | None = None,
+        *,
+        stream: bool = False,
     ) -> Decision:
         """The deployment for `prompt`, chosen among `served` (the deployments this caller may use; default all,
-        never empty): the router's candidates are narrowed to it, and so are exploration and the fallback."""
+        never empty): the router's candidates are narrowed to it, and so are exploration and the fallback. With the
+        cascade mode on and a cascade version serving, a request that is not `stream`ed gets the cascade's first
+        model (no exploration: the cascade's own check decides the second call)."""
         served = served or self.served
         slot = self.slot_for(assignment_key)
         arm = slot.name if self.challenger is not None else None
@@ -125,7 +141,40 @@ class RoutingPolicy:
         if time.perf_counter() - began > budget:
             # Delivered together with the timer that should have cut it off: late all the same.
             return self._fallback(TIMEOUT, cost_weight, arm, served, router)
-        return self._explore(routed, router, candidates, cost_weight, arm)
+        return self._routed(routed, router, candidates, cost_weight, arm=arm, stream=stream)
+
+    def _routed(
+        self,
+        routed: RoutedDecision,
+        router: ActiveRouter,
+        candidates: tuple[str, ...],
+        cost_weight: float,
+        *,
+        arm: str | None,
+        stream: bool,
+    ) -> Decision:
+        """The cascade's first model when the cascade runs; else the router's choice, or an exploratory draw."""
+        plan = plan_for(router, candidates, self.routing.cascade)
+        if plan is None or stream:
+            decision = self._explore(routed, router, candidates, cost_weight, arm)
+            return decision if plan is None else dataclasses.replace(decision, cascade_skipped=True)
+        return Decision(
+            model=plan.cheap,
+            by=BY_CASCADE,
+            propensity=1.0,
+            cost_weight=cost_weight,
+            arm=arm,
+            router=router,
+            candidates=candidates,
+            quality=tuple(routed.quality[m] for m in candidates),
+            cost=tuple(routed.cost[m] for m in candidates),
+            cascade=plan,
+        )
+
+    async def check(self, plan: CascadePlan, prompt: str, answer: str, model: str, cost_weight: float) -> CascadeCheck:
+        """The cascade's verdict on `model`'s first `answer`, computed in the router executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, check, plan, prompt, answer, model, cost_weight)
 
     def _explore(
         self,

@@ -11,6 +11,8 @@ from typing import Final
 CHAT_SPAN_NAME: Final = "chat"
 EMBEDDINGS_SPAN_NAME: Final = "embeddings"
 FEEDBACK_SPAN_NAME: Final = "routeiq.feedback"
+CASCADE_STEP_SPAN_NAME: Final = "routeiq.cascade.step"
+"""A child of the request's span for each upstream call of a cascade (`routeiq_settings.routing.cascade`)."""
 
 # OTel GenAI semantic conventions (and the general ones they rely on).
 OPERATION_NAME: Final = "gen_ai.operation.name"
@@ -58,6 +60,27 @@ PROMPT_TEXT: Final = "routeiq.prompt.text"
 STREAM: Final = "routeiq.stream"
 LATENCY_MS: Final = "routeiq.latency_ms"
 
+# A cascade (`routeiq_settings.routing.cascade`), on the request's span; the first answer's own figures only
+# when it was escalated (kept, it is the request's answer). Each call's child span has `CASCADE_STEP` and the
+# usage attributes of that call.
+CASCADE_OUTCOME: Final = "routeiq.cascade.outcome"
+"""`kept` (the first answer served), `escalated` (the strong model's answer served), `escalation_failed` (the strong
+model could not answer: the first answer served), or `skipped_stream` (a stream: routed on the prompt alone)."""
+CASCADE_SCORE: Final = "routeiq.cascade.score"
+"""The verifier's P(the first answer is right)."""
+CASCADE_THRESHOLD: Final = "routeiq.cascade.threshold"
+"""The score below which the first answer is escalated: P(strong right | prompt) − λ·cost(strong)."""
+CASCADE_STEP: Final = "routeiq.cascade.step"
+"""On a step's child span: `first` or `escalated`."""
+CASCADE_FIRST_MODEL: Final = "routeiq.cascade.first.model"
+CASCADE_FIRST_RESPONSE_ID: Final = "routeiq.cascade.first.response_id"
+"""The escalated first answer's id: feedback on it labels the first model's outcome too."""
+CASCADE_FIRST_COST_USD: Final = "routeiq.cascade.first.cost_usd"
+CASCADE_FIRST_INPUT_TOKENS: Final = "routeiq.cascade.first.input_tokens"
+CASCADE_FIRST_OUTPUT_TOKENS: Final = "routeiq.cascade.first.output_tokens"
+CASCADE_COST_USD: Final = "routeiq.cascade.cost_usd"
+"""Both calls' cost; `COST_USD` is the served answer's alone."""
+
 # Feedback, recorded on a `FEEDBACK_SPAN_NAME` span linked to the request's span.
 FEEDBACK_RESPONSE_ID: Final = "routeiq.feedback.response_id"
 FEEDBACK_SCORE: Final = "routeiq.feedback.score"
@@ -71,4 +94,6 @@ DECISION_ROUTER: Final = "router"
 DECISION_EXPLORE: Final = "explore"
 DECISION_FALLBACK: Final = "fallback"
 DECISION_EXPLICIT: Final = "explicit"
-DECISIONS: Final = (DECISION_ROUTER, DECISION_EXPLORE, DECISION_FALLBACK, DECISION_EXPLICIT)
+DECISION_CASCADE: Final = "cascade"
+"""The cascade's first model, asked before its answer was checked (propensity 1)."""
+DECISIONS: Final = (DECISION_ROUTER, DECISION_EXPLORE, DECISION_FALLBACK, DECISION_EXPLICIT, DECISION_CASCADE)

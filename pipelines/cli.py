@@ -225,6 +225,83 @@ def train_command(
         )
 
 
+@app.command("loop")
+def loop_command(
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Stay running: check every --interval and run the loop when it is due.")
+    ] = False,
+    min_feedback: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Run once this much new feedback arrived (default: loop.watch.min_feedback of params.yaml)."
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            help="Also run when this long passed since the last run and any new feedback arrived: seconds, "
+            "or 30m, 6h, 1d; 'off' for no schedule (default: loop.watch.every)."
+        ),
+    ] = None,
+    interval: Annotated[
+        str | None, typer.Option(help="Time between checks: seconds, or 30s, 5m (default: loop.watch.interval).")
+    ] = None,
+    max_runs: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many runs, failed ones included (scripts, tests).")
+    ] = None,
+) -> None:
+    """Run the loop once in the current project (dvc repro register), then promote the best evaluated version
+    through the gate of 'routeiq promote'; a refusal keeps Production.
+
+    With --watch: count the feedback that arrives in the traces and run the loop when enough is new, or when the
+    schedule elapsed with some; one line per check and per run; Ctrl-C or SIGTERM stops between runs."""
+    import time
+
+    from pipelines import watch as watching
+    from pipelines.loop_params import loop_params
+    from pipelines.loop_run import run_once
+    from registry import tracking
+
+    given = {"--min-feedback": min_feedback, "--every": every, "--interval": interval, "--max-runs": max_runs}
+    if not watch and (extra := [name for name, value in given.items() if value is not None]):
+        raise CliError(
+            f"{', '.join(extra)}: only with --watch; add --watch or drop {'them' if len(extra) > 1 else 'it'}"
+        )
+    root = Path.cwd()
+    params = _watch_params(root / "params.yaml", min_feedback=min_feedback, every=every, interval=interval)
+    loop = loop_params(root / "params.yaml")
+    with registry_errors():
+        tracking.configure()
+    if not watch:
+        with registry_errors():
+            promotion = run_once(root, typer.echo)
+        watching.record_run(root, loop, params, promotion, time.time())
+        typer.echo(promotion.verdict)
+        return
+    watcher = watching.Watcher(root, loop, params, lambda echo: run_once(root, echo), typer.echo)
+    typer.echo(watching.describe(loop, params))
+    stop = watching.Stop()
+    with watching.stopping_on_signals(stop):
+        watching.watch(watcher, stop, max_runs)
+
+
+def _watch_params(params_file: Path, **overrides: Any) -> Any:
+    """`loop.watch` of params.yaml with the command's options; a bad option is a usage error naming it."""
+    from pydantic import ValidationError
+
+    from pipelines.watch import watch_params
+
+    try:
+        return watch_params(params_file, **overrides)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0]) if error["loc"] else ""
+            if overrides.get(name) is not None:
+                hint = f"'--{name.replace('_', '-')}'"
+                raise typer.BadParameter(error["msg"].removeprefix("Value error, "), param_hint=hint) from exc
+        raise
+
+
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Registered versions with family, metrics, stage and aliases."""

@@ -7,7 +7,6 @@ starts is on loopback and is stopped when its context exits, also on Ctrl-C.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -18,38 +17,24 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from mlflow import MlflowClient
 
 from features import schema
 from pipelines import demo_gateway, loop_report
 from pipelines.demo_steps import running_replay_provider, say
 from pipelines.loop_params import loop_params, read_section
+from pipelines.loop_run import LOOP_TARGET, Promotion, loop_results, promote_best
 from pipelines.outcomes import import_source, write_outcomes
 from pipelines.traffic import Prompt, TrafficSummary, prompts_of
 from pipelines.workspace import dvc, prepare
 from registry import names
 from registry.loading import load_reference
-from registry.promotion import GateRefused, promote
 from registry.tracking import using_store
-from registry.versions import get_version
 from routers.routing_model import RoutingModel
 from serving.settings import DEFAULT_REFERENCE
 
 T = TypeVar("T")
 Step = Callable[[int, str, Callable[[], T]], T]
 RELOAD_TIMEOUT_S = 60.0
-LOOP_TARGET = "register"
-"""The last stage of the loop: `dvc repro register` runs it and what it depends on (not the data imports)."""
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """What step 5 decided: the family and version promoted (None when the gate refused or none qualified),
-    and the one-line verdict with its figures."""
-
-    family: str | None
-    version: int | None
-    verdict: str
 
 
 @dataclass
@@ -120,11 +105,8 @@ def run_loop(repo: Path, data_dir: Path, workdir: Path, profile_name: str, step:
                 lambda: dvc(workspace, ["repro", LOOP_TARGET], say),
             )
             second = step(4, "A second dvc repro changes nothing", lambda: _no_op(workspace))
-            evaluation = json.loads((workspace / loop.evaluation).read_text())
-            registered = json.loads((workspace / loop.registered).read_text())
-            promotion = step(
-                5, "Promote the best family through the gate", lambda: promote_best(evaluation, registered)
-            )
+            evaluation, registered = loop_results(workspace)
+            promotion = step(5, "Promote the best family through the gate", lambda: _promote(evaluation, registered))
             if promotion.version is not None:
                 version = promotion.version
                 step(6, "The running gateway hot-reloads it", lambda: _await_version(gateway, version))
@@ -177,33 +159,10 @@ def _import(data_dir: Path, outcomes: Path, only: list[str] | None) -> Any:
     return table
 
 
-def promote_best(evaluation: dict[str, Any], registered: dict[str, Any]) -> Promotion:
-    """Promote the evaluated best through the gate; when there is none or the gate refuses, say so in one line
-    with the figures and promote nothing (the current Production version stays)."""
-    family = evaluation.get("best")
-    if family is None:
-        verdict = f"nothing promoted: {evaluation.get('verdict', 'no family qualified')}"
-        say(verdict)
-        return Promotion(None, None, verdict)
-    client = MlflowClient()
-    version = int(registered["versions"][family])
-    try:
-        promote(client, get_version(client, version), reason="closed loop: best off-policy utility")
-    except GateRefused as refused:
-        verdict = f"nothing promoted: the gate refused {family} v{version}: {refused}"
-        say(verdict)
-        return Promotion(None, None, verdict)
-    metrics = evaluation["families"][family]
-    verdict = (
-        f"{family} v{version} → Production: DR quality {metrics['test_dr_quality']:.3f} "
-        f"[{metrics['test_dr_quality_low']:.3f}, {metrics['test_dr_quality_high']:.3f}], DR cost "
-        f"${1000 * metrics['test_dr_cost']:.4f}/1k vs logging {metrics['test_logging_quality']:.3f} at "
-        f"${1000 * metrics['test_logging_cost']:.4f}/1k; utility advantage {metrics['test_dr_advantage']:+.4f} "
-        f"[{metrics['test_dr_advantage_low']:+.4f}, {metrics['test_dr_advantage_high']:+.4f}] on "
-        f"{metrics['test_ope_effective_samples']:.0f} effective samples"
-    )
-    say(verdict)
-    return Promotion(family, version, verdict)
+def _promote(evaluation: dict[str, Any], registered: dict[str, Any]) -> Promotion:
+    promotion = promote_best(evaluation, registered)
+    say(promotion.verdict)
+    return promotion
 
 
 def _serving(gateway: str) -> str:

@@ -20,15 +20,15 @@ from typing import Final
 
 import psutil
 
-from benchmarks import adaptation, decision_latency, gateway_overhead, hot_reload, memory, pipeline_scale
+from benchmarks import adaptation, cascade, decision_latency, gateway_overhead, hot_reload, memory, pipeline_scale
 from benchmarks.router_fixture import DEFAULT_OUTCOMES
 from pipelines.demo_steps import say
 from pipelines.provenance import git_commit
 
 OUT: Final = Path("docs/benchmarks.md")
-NAMES: Final = ("overhead", "decision", "memory", "reload", "pipeline", "adaptation")
-"""Run (and report) order: the pipeline's gigabytes of span files and the adaptation rounds come last, after the
-timing-sensitive runs."""
+NAMES: Final = ("overhead", "decision", "memory", "reload", "pipeline", "adaptation", "cascade")
+"""Run (and report) order: the pipeline's gigabytes of span files, the adaptation rounds and the cascade's live
+runs come last, after the timing-sensitive runs."""
 
 
 def _sections(outcomes: Path, soak_seconds: float) -> dict[str, Callable[[], str]]:
@@ -40,6 +40,7 @@ def _sections(outcomes: Path, soak_seconds: float) -> dict[str, Callable[[], str
         "memory": lambda: memory.render(memory.measure(memory.Options(outcomes, soak_seconds=soak_seconds))),
         "reload": lambda: hot_reload.render(hot_reload.measure(hot_reload.Options(outcomes))),
         "adaptation": lambda: _adaptation(adaptation.Options(outcomes)),
+        "cascade": lambda: cascade.render(cascade.measure(cascade.Options(outcomes))),
     }
 
 

@@ -54,7 +54,7 @@ from pipelines.outcomes import read_outcomes, write_outcomes
 from pipelines.traffic import Prompt, prompts_of
 from routers import artifact
 from routers.base import Router
-from routers.dataset import TrainingSet, training_set
+from routers.dataset import MAX_PROPENSITY_WEIGHT, TrainingSet, training_set
 from routers.decision import choose
 from routers.registry import family_class
 from routers.routing_model import RoutingModel
@@ -148,7 +148,7 @@ def _run(options: Options, case: LeftOut, policy: str) -> Curve:
                     warehouse = workdir / "warehouse.duckdb"
                     ingest(workdir / demo_gateway.TRACES, warehouse)
                     labelled, _ = label(warehouse, LabelParams(bootstrap=(bootstrap,)))
-                    serving = _fit(labelled, models)
+                    serving = _fit(labelled, models, options.max_weight)
                     version = _promote(serving, models, workdir / f"v{target}")
                     demo_gateway.await_version(gateway, version)
                     curve.logged.append(target)
@@ -162,10 +162,10 @@ def _run(options: Options, case: LeftOut, policy: str) -> Curve:
 Fitted = tuple[Featurizer, Router[Any]]
 
 
-def _fit(table: pa.Table, models: tuple[str, ...]) -> Fitted:
-    """kNN with its default parameters on every row of `table` (logged rows weigh 1/propensity)."""
+def _fit(table: pa.Table, models: tuple[str, ...], max_weight: float = MAX_PROPENSITY_WEIGHT) -> Fitted:
+    """kNN with its default parameters on every row of `table` (logged rows weigh 1/propensity, capped)."""
     cls = family_class(FAMILY)
-    data = training_set(table, models)
+    data = training_set(table, models, max_weight)
     featurizer = build(cls.features).fit(list(data.prompts))
     return featurizer, cls(seed=0).fit(data.with_features(featurizer.transform(list(data.prompts))))
 
@@ -204,13 +204,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=f"one task, Boltzmann only, rounds {QUICK_ROUNDS}, one request at a time (reproducible)",
     )
     parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument(
+        "--max-weight",
+        type=float,
+        default=MAX_PROPENSITY_WEIGHT,
+        help="cap on a logged outcome's training weight 1/propensity; 1: unweighted (default %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if args.max_weight < 1:
+        parser.error(f"--max-weight must be at least 1 (1: unweighted), got {args.max_weight}")
     if not args.outcomes.is_file():
         parser.error(f"{args.outcomes} not found; run `routeiq data import routerbench <data-dir>/routerbench`")
-    options = Options(args.outcomes, tuple(args.task), plot=args.plot)
+    options = Options(args.outcomes, tuple(args.task), plot=args.plot, max_weight=args.max_weight)
     if args.quick:
         tasks = tuple(args.task) or ("mbpp",)
-        options = Options(args.outcomes, tasks, ("boltzmann",), QUICK_ROUNDS, plot=args.plot, concurrency=1)
+        options = Options(
+            args.outcomes,
+            tasks,
+            ("boltzmann",),
+            QUICK_ROUNDS,
+            plot=args.plot,
+            max_weight=args.max_weight,
+            concurrency=1,
+        )
     print(render(measure(options), options))  # noqa: T201
 
 

@@ -12,6 +12,7 @@ from typing import Final
 import numpy as np
 
 from benchmarks.router_fixture import DEFAULT_OUTCOMES
+from routers.dataset import MAX_PROPENSITY_WEIGHT
 
 FAMILY: Final = "knn"
 COST_WEIGHT: Final = 100.0
@@ -37,6 +38,8 @@ class Options:
     epsilon: float = EPSILON
     temperature: float = 0.05
     plot: Path | None = PLOT
+    max_weight: float = MAX_PROPENSITY_WEIGHT
+    """Cap on a logged outcome's training weight 1/propensity (1: unweighted), as `loop.max_propensity_weight`."""
     concurrency: int = 8
     """Requests in flight while a round is sent. Above 1 the gateway's seeded exploration draws follow arrival
     order, so two runs differ; 1 (the quick mode) makes a run reproducible."""
@@ -90,6 +93,10 @@ def share_of_full(curve: Curve, result: TaskResult) -> float | None:
     return None if last is None or not full else last / full
 
 
+def _weighting(max_weight: float) -> str:
+    return "1 (unweighted)" if max_weight <= 1 else f"1/propensity, capped at {max_weight:g}"
+
+
 def render(results: list[TaskResult], options: Options) -> str:
     lines = [
         "## Adaptation to a new task from logged traffic",
@@ -99,6 +106,7 @@ def render(results: list[TaskResult], options: Options) -> str:
         f"the recorded outcomes, ε = {options.epsilon}) with the loop (ingest → label → fit on bootstrap + traffic → "
         "register → promote → hot reload) after each. Cost saving = at 95% of the best single model's quality, on "
         f"the task's test prompts with every model's recorded outcome; λ = {COST_WEIGHT:g} for the served choice. "
+        f"A logged outcome's training weight: {_weighting(options.max_weight)}. "
         f"Goal: after {options.rounds[-1]} logged requests, ≥ {TARGET_SHARE:.0%} of the full-information router's "
         f"saving at < {TARGET_EXPLORATION:.0%} exploration cost.",
         "",

@@ -34,6 +34,9 @@ class LoopParams(LoopPaths):
 
     families: tuple[str, ...] = ("knn", "mlp", "elo", "cheapest", "strongest")
     cost_weight: float = Field(default=20.0, ge=0.0)
+    max_propensity_weight: float = Field(default=20.0, ge=1.0)
+    """Training weight of a logged outcome: 1/propensity, capped here (public rows weigh 1). 1 turns the
+    weighting off: an explored outcome then counts like any other (off-policy evaluation is unaffected)."""
 
 
 def read_section(params_file: Path = PARAMS_FILE, section: str = SECTION) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pipelines.study import Progress, fit_and_score, run_study
 from registry import names, tracking
 from registry.register import log_and_register, version_tags
 from routers import artifact
-from routers.dataset import TrainingSet, training_set
+from routers.dataset import MAX_PROPENSITY_WEIGHT, TrainingSet, training_set
 from routers.registry import EVALUATION_ONLY, FAMILIES, family_class
 from routers.scoring import metrics_for
 
@@ -72,15 +72,16 @@ def _parts(splits: Splits) -> tuple[TrainingSet, TrainingSet, TrainingSet]:
     return splits.train, splits.valid, splits.test
 
 
-def split_sets(table: pa.Table) -> Splits:
-    """Training sets for train, valid and test over the same ordered candidate models."""
+def split_sets(table: pa.Table, max_weight: float = MAX_PROPENSITY_WEIGHT) -> Splits:
+    """Training sets for train, valid and test over the same ordered candidate models; a logged outcome weighs
+    1/propensity, capped at `max_weight`."""
     models = tuple(sorted(set(table[schema.MODEL].to_pylist())))
     parts = []
     for split in schema.SPLITS:
         part = table.filter(pc.equal(table[schema.SPLIT], split))
         if part.num_rows == 0:
             raise ValueError(f"the outcome table has no {split!r} rows; re-import it with a {split} fraction > 0")
-        parts.append(training_set(part, models))
+        parts.append(training_set(part, models, max_weight))
     return Splits(*parts)
 
 

@@ -58,7 +58,7 @@ def tune_params(family: str) -> TuneParams:
 def tune_family(family: str, loop: LoopParams, tune: TuneParams, progress: Progress) -> dict[str, Any]:
     """Study, refit, score, save; returns what `metrics.json` holds."""
     cls = family_class(family, tune.custom_path)
-    raw = split_sets(read_outcomes(loop.outcomes))
+    raw = split_sets(read_outcomes(loop.outcomes), loop.max_propensity_weight)
     stored = features_for(loop.features, cls.features, raw)
     data = Splits(*(p.with_features(stored.matrices[n]) for n, p in parts(raw).items()))
     data_hash = file_hash(loop.outcomes)

@@ -20,6 +20,9 @@ from features import schema
 FloatMatrix = npt.NDArray[np.float64]
 IntVector = npt.NDArray[np.intp]
 
+MAX_PROPENSITY_WEIGHT = 20.0
+"""Default cap on a logged outcome's training weight 1/propensity (1: no weighting)."""
+
 
 @dataclass(frozen=True)
 class LoggedEvents:
@@ -102,7 +105,9 @@ class TrainingSet:
         )
 
 
-def training_set(table: pa.Table, models: tuple[str, ...] | None = None, max_weight: float = 20.0) -> TrainingSet:
+def training_set(
+    table: pa.Table, models: tuple[str, ...] | None = None, max_weight: float = MAX_PROPENSITY_WEIGHT
+) -> TrainingSet:
     """Pivot outcome rows into matrices: a cell is the mean of its observations, weighing the mean of their
     1/propensity (capped at `max_weight`; 1 without a propensity). Rows with a propensity are also kept, one
     by one and uncapped, as the logged events."""

@@ -39,6 +39,9 @@ PROMPT_ONLY: Final = "cascade version, prompt only"
 PROMPT_FAMILY: Final = "matrix_factorization"
 """The prompt-only family compared: the best scorer of docs/routers.md's table among the built-in learned ones."""
 COST_WEIGHTS: Final = (10.0, 40.0)
+DECISION_BUDGET_MS: Final = 10_000.0
+"""Generous, so every request is the router's decision (a semantic family's featurizer is slow on a busy machine:
+the default 250 ms would let the fallback answer some, and the comparison would be of the fallback)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ class TaskResult:
     prompts: int
     points: dict[tuple[str, float], Point] = field(default_factory=dict)
     singles: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """The cascade's two models alone: (mean recorded quality, USD per 1k prompts)."""
+    """The cascade family's pair alone (its cheapest good-enough model and its strong one): (mean recorded
+    quality, USD per 1k prompts)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,12 @@ def measure(options: Options) -> Results:
         with running_replay_provider(replay, workdir) as upstream:
             for name, (directory, mode) in setups.items():
                 config = demo_gateway.write_config(
-                    workdir, upstream, models, str(workdir / directory), cost_weight=0.0, routing={"cascade": mode}
+                    workdir,
+                    upstream,
+                    models,
+                    str(workdir / directory),
+                    cost_weight=0.0,
+                    routing={"cascade": mode, "budget_ms": DECISION_BUDGET_MS},
                 )
                 with demo_gateway.running_gateway(config, workdir) as gateway:
                     for result in results:
@@ -154,9 +163,9 @@ def render(results: Results) -> str:
         "## Escalation on evidence: the cascade serving mode, live",
         "",
         f"`python -m benchmarks.cascade`: RouterBench test prompts per task through the gateway and the replay "
-        f"provider, one request at a time. The cascade's pair: {results.cheap} first, {results.strong} when its "
-        "verifier doubts the answer. Quality: recorded quality of the answer served; cost: both calls of an "
-        "escalated request; ms: the client's wall time per request (the replay provider answers at once, so an "
+        "provider, one request at a time. The cascade version's prompt-only choice answers first, and "
+        f"{results.strong} is asked when the version's verifier doubts that answer. Quality: recorded quality of the "
+        "answer served; cost: both calls of an escalated request; ms: the client's wall time per request (the replay provider answers at once, so an "
         "escalation's extra model call adds no generation time here — in production it adds the strong model's "
         "latency to the escalated share).",
         "",
@@ -184,13 +193,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--outcomes", type=Path, default=DEFAULT_OUTCOMES)
     parser.add_argument("--limit", type=int, default=None, help="test prompts per task (default: all)")
     parser.add_argument("--quick", action="store_true", help="40 prompts per task, one λ (a smoke run)")
+    parser.add_argument(
+        "--into", type=Path, default=None, help="also write the section into this markdown file (docs/benchmarks.md)"
+    )
     args = parser.parse_args(argv)
     if not args.outcomes.is_file():
         parser.error(f"{args.outcomes} not found; run `routeiq data import routerbench <data-dir>/routerbench`")
     options = Options(args.outcomes, limit=args.limit)
     if args.quick:
         options = Options(args.outcomes, cost_weights=(COST_WEIGHTS[-1],), limit=40)
-    print(render(measure(options)))  # noqa: T201
+    section = render(measure(options))
+    print(section)  # noqa: T201
+    if args.into is not None:
+        replace_section(args.into, section)
+
+
+def replace_section(doc: Path, section: str) -> None:
+    """Put `section` (a `## ` heading and its body) in `doc` in place of the section with the same heading, or at
+    the end when there is none."""
+    heading = section.splitlines()[0]
+    text = doc.read_text() if doc.is_file() else ""
+    start = text.find(heading + "\n")
+    if start < 0:
+        doc.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = text.find("\n## ", start + len(heading))
+    rest = "\n" + text[end + 1 :] if end >= 0 else ""
+    doc.write_text(text[:start] + section.rstrip("\n") + "\n" + rest)
 
 
 if __name__ == "__main__":

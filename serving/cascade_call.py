@@ -1,5 +1,6 @@
-"""A cascade request's calls (`routeiq_settings.routing.cascade: verifier`): the cheap model answers, the
-version's verifier scores the answer, and the strong model is asked when the score is below the bar λ sets.
+"""A cascade request's calls (`routeiq_settings.routing.cascade: verifier`): the version's prompt-only choice
+answers, the version's verifier scores the answer, and the strong model is asked when the score is below the bar
+λ sets.
 
 Each call is a child span of the request's span; the request's span says what the check scored and which
 answer was served, and keeps the escalated first answer's id, cost and tokens, so feedback on that id labels the
@@ -91,10 +92,10 @@ class CascadeAnswer:
 async def cascade_complete(
     state: GatewayState, admitted: Admitted[Any], decision: Decision, prompt: str
 ) -> CascadeAnswer:
-    """Ask the cheap model, check its answer, and ask the strong model when the check says so."""
+    """Ask the first model, check its answer, and ask the strong model when the check says so."""
     plan = decision.cascade
     assert plan is not None
-    first = await _step(state, admitted, plan.cheap, FIRST)
+    first = await _step(state, admitted, plan.first, FIRST)
     try:
         verdict: CascadeCheck | None = await state.policy.check(
             plan, prompt, answer_text(first.value.body), first.model, decision.cost_weight

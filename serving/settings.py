@@ -93,10 +93,10 @@ class RoutingSettings(BaseModel):
     exploration_temperature: float = Field(default=0.05, gt=0.0)
     """`boltzmann` exploration: the softmax temperature, in utility units (lower: closer to the best)."""
     cascade: CascadeMode = "off"
-    """`verifier`: when the serving router is a `cascade` version, a routed non-streamed request is answered by its
-    cheap model first, the answer is scored by the version's verifier, and the strong model is asked when the score
-    is below P(strong right | prompt) − λ·cost(strong). Streamed requests are routed on the prompt alone. `off`:
-    a cascade version routes on the prompt alone, like any family."""
+    """`verifier`: when the serving router is a `cascade` version, a routed non-streamed request is answered first by
+    the version's prompt-only choice; unless that is its strong model, the answer is scored by the version's
+    verifier and the strong model is asked when the score is below P(strong right | prompt) − λ·cost(strong).
+    Streamed requests are routed on the prompt alone. `off`: a cascade version routes on the prompt alone."""
     seed: int | None = None
     """Seed of exploration draws (None: fresh entropy per start)."""
     fallback_model: str | None = None

@@ -87,7 +87,7 @@ async def _cascade(
     """A non-streamed request the cascade answers: reserved for both calls, charged for the calls made."""
     plan, exchange = decision.cascade, admitted.exchange
     assert plan is not None
-    await admitted.reserve(state, (*admitted.chain(state, plan.cheap), *admitted.chain(state, plan.strong)), calls=2)
+    await admitted.reserve(state, (*admitted.chain(state, plan.first), *admitted.chain(state, plan.strong)), calls=2)
     answer = await cascade_complete(state, admitted, decision, prompt)
     headers = headers | answer.headers()
     if answer.escalated:

@@ -29,9 +29,10 @@ FIRST_ID_HEADER: Final = "x-routeiq-cascade-first-id"
 
 @dataclass(frozen=True)
 class CascadePlan:
-    """The pair a cascade version asks: `cheap` first, `strong` when the verifier doubts the answer."""
+    """The models a cascade request may ask: `first` (the version's choice from the prompt alone), then `strong`
+    when the verifier doubts the first answer."""
 
-    cheap: str
+    first: str
     strong: str
     router: CascadeRouter
 
@@ -48,23 +49,24 @@ class CascadeCheck:
         return self.score < self.threshold
 
 
-def plan_for(active: ActiveRouter, candidates: tuple[str, ...], mode: str) -> CascadePlan | None:
-    """The cascade this request may run: only for a cascade version, with the mode on, when the caller may use
-    both of its models (else None: the request is routed on the prompt alone)."""
+def plan_for(active: ActiveRouter, candidates: tuple[str, ...], mode: str, chosen: str) -> CascadePlan | None:
+    """The cascade this request may run: for a cascade version with the mode on, whose prompt-only choice among the
+    caller's `candidates` (`chosen`) is not its strong model, which the caller may use (else None: the request is
+    served by the prompt-only choice alone)."""
     router = active.model.router
     if mode == OFF or not isinstance(router, CascadeRouter):
         return None
-    cheap, strong = router.first_model(), router.strong_model()
-    if cheap == strong or cheap not in candidates or strong not in candidates:
+    strong = router.strong_model()
+    if chosen == strong or strong not in candidates:
         return None
-    return CascadePlan(cheap, strong, router)
+    return CascadePlan(chosen, strong, router)
 
 
 def check(plan: CascadePlan, prompt: str, answer: str, model: str, cost_weight: float) -> CascadeCheck:
     """Score `model`'s `answer` with the version's verifier (blocking: run it off the event loop). An answer from a
-    model the version does not know (a failover fallback's) is scored as the cheap model's."""
+    model the version does not know (a failover fallback's) is scored as the planned first model's."""
     router = plan.router
-    known = model if model in router.models_ else plan.cheap
+    known = model if model in router.models_ else plan.first
     score = float(router.verify([prompt], [answer], known)[0])
     return CascadeCheck(score=score, threshold=float(router.thresholds([prompt], cost_weight)[0]))
 

@@ -153,13 +153,14 @@ class RoutingPolicy:
         arm: str | None,
         stream: bool,
     ) -> Decision:
-        """The cascade's first model when the cascade runs; else the router's choice, or an exploratory draw."""
-        plan = plan_for(router, candidates, self.routing.cascade)
+        """The router's choice as the cascade's first model when the cascade runs (no exploration); else the router's
+        choice, or an exploratory draw."""
+        plan = plan_for(router, candidates, self.routing.cascade, routed.model)
         if plan is None or stream:
             decision = self._explore(routed, router, candidates, cost_weight, arm)
             return decision if plan is None else dataclasses.replace(decision, cascade_skipped=True)
         return Decision(
-            model=plan.cheap,
+            model=plan.first,
             by=BY_CASCADE,
             propensity=1.0,
             cost_weight=cost_weight,

@@ -165,8 +165,9 @@ def render(results: Results) -> str:
         f"`python -m benchmarks.cascade`: RouterBench test prompts per task through the gateway and the replay "
         "provider, one request at a time. The cascade version's prompt-only choice answers first, and "
         f"{results.strong} is asked when the version's verifier doubts that answer. Quality: recorded quality of the "
-        "answer served; cost: both calls of an escalated request; ms: the client's wall time per request (the replay provider answers at once, so an "
-        "escalation's extra model call adds no generation time here — in production it adds the strong model's "
+        "answer served; cost: both calls of an escalated request; ms: the client's wall time per request (the "
+        "replay provider answers at once, so an escalation's extra model call adds no generation time here — in "
+        "production it adds the strong model's "
         "latency to the escalated share).",
         "",
         "| task | λ | router | quality | $ per 1k | ms per request | escalated |",

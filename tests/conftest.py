@@ -21,6 +21,16 @@ OFFLINE_ENV = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
+SLOW_TIMEOUT_S = 1800.0
+"""The hang guard of a test marked `slow` (a whole loop run in its fixture): the default 600 s is too tight
+for those on a loaded 2-core machine, where one took over 600 s; it guards against hangs, it judges nothing."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _offline() -> None:

@@ -24,6 +24,7 @@ FAMILIES = {
     "fixed": "routers.baselines:FixedRouter",
     "oracle": "routers.baselines:OracleRouter",
     "custom": "routers.custom:CustomRouter",
+    "ensemble": "routers.ensemble:EnsembleRouter",
 }
 EVALUATION_ONLY = frozenset({"oracle"})
 """Families that need the true outcomes at prediction time: never registered for serving."""

@@ -83,19 +83,59 @@ def oracle_frontier(quality: FloatArray, cost: FloatArray) -> Hull:
     Each prompt's own hull contributes its segments; taking them in order of falling slope (quality per
     dollar) traces the hull of every per-prompt assignment, so no router's hull can lie above it.
     """
-    n = quality.shape[0]
+    return _assignment_frontier(quality, cost, np.ones(quality.shape[0]))
+
+
+def task_oracle_frontier(quality: FloatArray, cost: FloatArray, groups: IntArray) -> Hull:
+    """Best frontier of a router that knows only each prompt's group (its task), nothing about the prompt.
+
+    Within a group every prompt gets the same model (or the same mixture), so a group acts as one prompt
+    with the group's mean outcomes, weighted by its size; at λ = 0 it is the best single model per task.
+    """
+    labels = np.asarray(groups).ravel()
+    if labels.shape != (quality.shape[0],):
+        raise ValueError(f"need one group per prompt, got {labels.size} for {quality.shape[0]} prompts")
+    names, index = np.unique(labels, return_inverse=True)
+    size = np.bincount(index, minlength=names.size).astype(np.float64)
+    member = np.arange(names.size)[:, None] == index[None, :]
+    mean_quality = (member @ quality) / size[:, None]
+    mean_cost = (member @ cost) / size[:, None]
+    return _assignment_frontier(mean_quality, mean_cost, size)
+
+
+def _assignment_frontier(quality: FloatArray, cost: FloatArray, weight: FloatArray) -> Hull:
+    """Hull of every assignment of rows to models (rows weighted by `weight`), from each row's own hull."""
+    total = float(weight.sum())
     start_cost = start_quality = 0.0
     step_costs: list[FloatArray] = []
     step_qualities: list[FloatArray] = []
-    for row_quality, row_cost in zip(quality, cost, strict=True):
+    for row_quality, row_cost, row_weight in zip(quality, cost, weight, strict=True):
         hull = upper_hull(row_cost, row_quality)
-        start_cost += hull.min_cost
-        start_quality += float(hull.qualities[0])
-        step_costs.append(np.diff(hull.costs))
-        step_qualities.append(np.diff(hull.qualities))
+        start_cost += row_weight * hull.min_cost
+        start_quality += row_weight * float(hull.qualities[0])
+        step_costs.append(row_weight * np.diff(hull.costs))
+        step_qualities.append(row_weight * np.diff(hull.qualities))
     d_cost = np.concatenate(step_costs)
     d_quality = np.concatenate(step_qualities)
     order = np.argsort(-(d_quality / d_cost), kind="stable")
-    costs = (start_cost + np.concatenate(([0.0], np.cumsum(d_cost[order])))) / n
-    qualities = (start_quality + np.concatenate(([0.0], np.cumsum(d_quality[order])))) / n
+    costs = (start_cost + np.concatenate(([0.0], np.cumsum(d_cost[order])))) / total
+    qualities = (start_quality + np.concatenate(([0.0], np.cumsum(d_quality[order])))) / total
     return upper_hull(costs, qualities)
+
+
+def gap_closed(value: float, zero: float, oracle: float) -> float | None:
+    """Share of the Zero-router-to-oracle gap a router closes: (value − zero) / (oracle − zero).
+
+    0 = no better than mixing single models, 1 = the oracle; None when the oracle is not above the Zero router.
+    """
+    span = oracle - zero
+    return None if span <= 0.0 else (value - zero) / span
+
+
+def cost_saving(hull: Hull, best: OperatingPoint, fraction: float) -> float | None:
+    """1 − (cost at which `hull` reaches `fraction` of the best model's quality) / (the best model's cost).
+
+    None when the hull never reaches it or the best model is free.
+    """
+    cost = hull.cost_to_reach(fraction * best.quality)
+    return None if cost is None or best.cost <= 0.0 else 1.0 - cost / best.cost

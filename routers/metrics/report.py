@@ -16,6 +16,7 @@ from routers.metrics.baselines import (
     OperatingPoint,
     best_single_model,
     cheapest_single_model,
+    cost_saving,
     oracle_choice,
     oracle_frontier,
     random_at_cost,
@@ -116,7 +117,6 @@ def _score(data: RoutingData) -> _Scored:
 def _router_section(s: _Scored) -> Report:
     best = s.singles[s.best]
     cost_at_target = s.router.cost_to_reach(QUALITY_TARGET_FRACTION * best.quality)
-    saving = None if cost_at_target is None or best.cost <= 0.0 else 1.0 - cost_at_target / best.cost
     router_aiq = aiq(s.router, s.max_cost)
     oracle_aiq = aiq(s.oracle_hull, s.max_cost)
     curve = s.curve
@@ -131,7 +131,7 @@ def _router_section(s: _Scored) -> Report:
         "max_quality": s.router.max_quality,
         "oracle_gap": s.oracle.quality - s.router.max_quality,
         "cost_at_95pct_quality": cost_at_target,
-        "cost_saving_at_95pct_quality": saving,
+        "cost_saving_at_95pct_quality": cost_saving(s.router, best, QUALITY_TARGET_FRACTION),
         "quality_at_best_model_cost": s.router.quality_at(best.cost),
     }
 

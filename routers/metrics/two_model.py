@@ -89,3 +89,11 @@ def pgr_of(quality: float, quality_strong: float, quality_weak: float) -> float 
     if abs(quality_strong - quality_weak) <= QUALITY_TIE:
         return None
     return (quality - quality_weak) / (quality_strong - quality_weak)
+
+
+def random_pgr_curve() -> PgrCurve:
+    """Random routing: a random share s of the prompts goes to strong, so its expected PGR(s) is s.
+
+    Hence APGR = mean(0.1, …, 1.0) = 0.55 with the 10-point approximation, and CPT(x) = x.
+    """
+    return PgrCurve(shares=np.array([0.0, 1.0]), pgr=np.array([0.0, 1.0]))

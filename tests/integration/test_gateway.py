@@ -115,7 +115,7 @@ def gateway(
         },
         "general_settings": {"master_key": "os.environ/ROUTEIQ_TEST_MASTER_KEY"},
         "routeiq_settings": {
-            "routing": {"max_cost_weight": 5000.0, "seed": 0},
+            "routing": {"max_cost_weight": 5000.0, "seed": 0, "budget_ms": 30_000.0},  # no fallback under load
             "security": {"upstream_allowlist": ["127.0.0.0/8"]},
             "telemetry": {
                 "directory": str(mlflow_workspace / "traces"),

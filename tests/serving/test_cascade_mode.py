@@ -111,7 +111,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "security": {"upstream_allowlist": ["127.0.0.0/8"]},
                 "telemetry": {"directory": str(folder / "traces"), "capture_prompts": True},
                 "access": {"key_store": str(folder / "keys.sqlite"), "audit": {"path": str(folder / "audit.sqlite")}},
-                "routing": {"reference": str(folder / "router"), "cascade": "verifier"},
+                "routing": {"reference": str(folder / "router"), "cascade": "verifier", "budget_ms": 60_000.0},
             },
         }
         with running(parse_config(config)) as url:

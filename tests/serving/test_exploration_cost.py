@@ -35,13 +35,14 @@ def ask(url: str, times: int) -> list[str]:
 
 def test_explored_requests_are_counted_apart(start_gateway: GatewayFactory, tmp_path: Path, data_dir: Path) -> None:
     router = save_two_model_router(data_dir, tmp_path / "router", "cheapest")
-    always = {"reference": str(router), "epsilon": 1.0, "exploration": "boltzmann", "seed": 0}
+    # A generous decision budget: on a loaded machine the default 250 ms could let the fallback answer.
+    always = {"reference": str(router), "epsilon": 1.0, "exploration": "boltzmann", "seed": 0, "budget_ms": 60_000.0}
     with start_gateway(master_key=MASTER, routing=always) as url:
         assert set(ask(url, 6)) == {"explore"}
         explored = totals(httpx.get(f"{url}/metrics", timeout=30).text)
     assert explored["routeiq_cost_usd_total"] > 0
     assert explored["routeiq_exploration_cost_usd_total"] == explored["routeiq_cost_usd_total"]
-    with start_gateway(master_key=MASTER, routing={"reference": str(router)}) as url:
+    with start_gateway(master_key=MASTER, routing={"reference": str(router), "budget_ms": 60_000.0}) as url:
         assert set(ask(url, 4)) == {"router"}
         greedy = totals(httpx.get(f"{url}/metrics", timeout=30).text)
     assert greedy["routeiq_cost_usd_total"] > 0 and greedy.get("routeiq_exploration_cost_usd_total", 0.0) == 0.0

@@ -57,6 +57,9 @@ def _router(artifacts: dict[str, Path], name: str, served: tuple[str, ...], **se
 def _policy(champion: ActiveRouter | None, served: tuple[str, ...], **settings: object) -> RoutingPolicy:
     slot = RouterSlot(CHAMPION, parse_reference("models:/routeiq-router/Production"))
     slot.active = champion
+    # A generous decision budget unless a test sets one: on a loaded machine a decision may take longer than the
+    # default 250 ms, and the fallback (another propensity) would answer instead of the router under test.
+    settings.setdefault("budget_ms", 60_000.0)
     routing = RoutingSettings(**settings)  # type: ignore[arg-type]
     executor = ThreadPoolExecutor(1)
     return RoutingPolicy(slot, None, routing, served, executor=executor, rng=random.Random(0))

@@ -5,7 +5,8 @@ For each RouterBench task in turn: a kNN router is bootstrapped on the other tas
 promoted; the left-out task's prompts then go through the real gateway (replay provider upstream, recorded
 quality posted as feedback, ε-exploration with exact propensities) in rounds. After each round the loop runs:
 ingest the spans into DuckDB, label them with their feedback, union the bootstrap table, fit kNN on both
-(traffic weighted by 1/propensity), register and promote it; the gateway hot-reloads it. Each promoted
+(a logged outcome weighs 1/propensity capped at --max-weight; default 1: unweighted, as the loop), register
+and promote it; the gateway hot-reloads it. Each promoted
 router is scored on fresh test prompts of the task against every model's recorded outcomes: its cost saving
 at 95% of the best single model's quality, AIQ and its quality and cost at the serving λ. The same is shown
 for a router trained with full information on the task, and for the best single model.
@@ -50,6 +51,7 @@ from pipelines import demo_gateway
 from pipelines.demo_steps import running_replay_provider, say
 from pipelines.ingest import ingest
 from pipelines.label import LabelParams, label
+from pipelines.loop_params import UNWEIGHTED
 from pipelines.outcomes import read_outcomes, write_outcomes
 from pipelines.traffic import Prompt, prompts_of
 from routers import artifact
@@ -163,7 +165,7 @@ Fitted = tuple[Featurizer, Router[Any]]
 
 
 def _fit(table: pa.Table, models: tuple[str, ...], max_weight: float = MAX_PROPENSITY_WEIGHT) -> Fitted:
-    """kNN with its default parameters on every row of `table` (logged rows weigh 1/propensity, capped)."""
+    """kNN with its default parameters on every row of `table` (logged rows: 1/propensity, capped at `max_weight`)."""
     cls = family_class(FAMILY)
     data = training_set(table, models, max_weight)
     featurizer = build(cls.features).fit(list(data.prompts))
@@ -207,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--max-weight",
         type=float,
-        default=MAX_PROPENSITY_WEIGHT,
+        default=UNWEIGHTED,
         help="cap on a logged outcome's training weight 1/propensity; 1: unweighted (default %(default)s)",
     )
     args = parser.parse_args(argv)

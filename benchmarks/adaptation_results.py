@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 
 from benchmarks.router_fixture import DEFAULT_OUTCOMES
-from routers.dataset import MAX_PROPENSITY_WEIGHT
+from pipelines.loop_params import UNWEIGHTED
 
 FAMILY: Final = "knn"
 COST_WEIGHT: Final = 100.0
@@ -38,7 +38,7 @@ class Options:
     epsilon: float = EPSILON
     temperature: float = 0.05
     plot: Path | None = PLOT
-    max_weight: float = MAX_PROPENSITY_WEIGHT
+    max_weight: float = UNWEIGHTED
     """Cap on a logged outcome's training weight 1/propensity (1: unweighted), as `loop.max_propensity_weight`."""
     concurrency: int = 8
     """Requests in flight while a round is sent. Above 1 the gateway's seeded exploration draws follow arrival

@@ -5,13 +5,19 @@ which families it trains, and the cost weight it evaluates at. Reading only; no 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
 PARAMS_FILE = Path("params.yaml")
 SECTION = "loop"
+
+
+UNWEIGHTED: Final = 1.0
+"""`max_propensity_weight` that turns the weighting off. The propensity depends on the prompt only, so each
+observed outcome is already an unbiased sample of that model's outcome on that prompt; 1/propensity weights add
+variance (docs/mlops.md has the measurements)."""
 
 
 class LoopPaths(BaseModel):
@@ -34,9 +40,9 @@ class LoopParams(LoopPaths):
 
     families: tuple[str, ...] = ("knn", "mlp", "elo", "cheapest", "strongest")
     cost_weight: float = Field(default=20.0, ge=0.0)
-    max_propensity_weight: float = Field(default=20.0, ge=1.0)
-    """Training weight of a logged outcome: 1/propensity, capped here (public rows weigh 1). 1 turns the
-    weighting off: an explored outcome then counts like any other (off-policy evaluation is unaffected)."""
+    max_propensity_weight: float = Field(default=UNWEIGHTED, ge=1.0)
+    """Training weight of a logged outcome: 1/propensity, capped here (public rows weigh 1). 1 (the default) turns
+    the weighting off: every observed outcome counts once (off-policy evaluation is unaffected)."""
 
 
 def read_section(params_file: Path = PARAMS_FILE, section: str = SECTION) -> dict[str, Any]:

@@ -46,8 +46,8 @@ def test_logged_outcomes_weigh_their_capped_inverse_propensity(cap: float, expec
 
 def test_the_loop_reads_the_cap_and_refuses_one_below_1(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text("loop:\n  max_propensity_weight: 1\n")
-    assert loop_params(params).max_propensity_weight == 1.0
-    assert LoopParams().max_propensity_weight == 20.0
+    params.write_text("loop:\n  max_propensity_weight: 5\n")
+    assert loop_params(params).max_propensity_weight == 5.0
+    assert LoopParams().max_propensity_weight == 1.0  # unweighted by default
     with pytest.raises(ValueError, match="max_propensity_weight"):
         LoopParams(max_propensity_weight=0.5)

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +33,8 @@ from pipelines.outcomes import read_outcomes, write_outcomes
 from pipelines.provenance import git_commit
 from pipelines.traffic import Prompt, TrafficSummary, drive, prompts_of
 from routers import artifact
+from routers.base import Router
+from routers.cascade import CascadeRouter
 from routers.dataset import training_set
 from routers.registry import family_class
 
@@ -90,8 +92,10 @@ def measure(options: Options) -> Results:
     with tempfile.TemporaryDirectory(prefix="routeiq-cascade-") as tmp:
         workdir = Path(tmp)
         say("cascade: fitting the cascade and matrix-factorisation versions on the train split")
-        cheap, strong = _fit(train, "cascade", workdir / "cascade")
+        pair = _fit(train, "cascade", workdir / "cascade")
         _fit(train, PROMPT_FAMILY, workdir / PROMPT_FAMILY)
+        assert isinstance(pair, CascadeRouter)
+        cheap, strong = pair.first_model(), pair.strong_model()
         results = [TaskResult(task, 0) for task in tasks]
         per_task = {t: prompts_of(test.filter(pc.equal(test[schema.TASK], t)), None, options.limit) for t in tasks}
         for result in results:
@@ -131,15 +135,14 @@ def measure(options: Options) -> Results:
     return Results(results, cheap, strong, options)
 
 
-def _fit(train: pa.Table, family: str, directory: Path) -> tuple[str, str]:
-    """Fit `family` with its default parameters on `train` and save it; the cascade's (cheap, strong) pair."""
+def _fit(train: pa.Table, family: str, directory: Path) -> Router[Any]:
+    """Fit `family` with its default parameters on `train`, save it into `directory`, return it."""
     cls = family_class(family)
     data = training_set(train)
     featurizer = build(cls.features).fit(list(data.prompts))
     router = cls(cls.Params(), seed=0).fit(data.with_features(featurizer.transform(list(data.prompts))))
     artifact.save(directory, router, featurizer)
-    pair = getattr(router, "first_model", None), getattr(router, "strong_model", None)
-    return (pair[0](), pair[1]()) if pair[0] is not None and pair[1] is not None else ("", "")
+    return router
 
 
 def _single(prompts: Sequence[Prompt], model: str) -> tuple[float, float]:

@@ -156,21 +156,12 @@ class RoutingPolicy:
         """The router's choice as the cascade's first model when the cascade runs (no exploration); else the router's
         choice, or an exploratory draw."""
         plan = plan_for(router, candidates, self.routing.cascade, routed.model)
-        if plan is None or stream:
-            decision = self._explore(routed, router, candidates, cost_weight, arm)
-            return decision if plan is None else dataclasses.replace(decision, cascade_skipped=True)
-        return Decision(
-            model=plan.first,
-            by=BY_CASCADE,
-            propensity=1.0,
-            cost_weight=cost_weight,
-            arm=arm,
-            router=router,
-            candidates=candidates,
-            quality=tuple(routed.quality[m] for m in candidates),
-            cost=tuple(routed.cost[m] for m in candidates),
-            cascade=plan,
-        )
+        if plan is not None and not stream:
+            # The cascade's own check decides the second call: the router's choice, never an exploratory draw.
+            decision = self._explore(routed, router, candidates, cost_weight, arm=arm, epsilon=0.0)
+            return dataclasses.replace(decision, by=BY_CASCADE, cascade=plan)
+        decision = self._explore(routed, router, candidates, cost_weight, arm=arm, epsilon=self.routing.epsilon)
+        return decision if plan is None else dataclasses.replace(decision, cascade_skipped=True)
 
     async def check(self, plan: CascadePlan, prompt: str, answer: str, model: str, cost_weight: float) -> CascadeCheck:
         """The cascade's verdict on `model`'s first `answer`, computed in the router executor."""
@@ -183,10 +174,12 @@ class RoutingPolicy:
         router: ActiveRouter,
         candidates: tuple[str, ...],
         cost_weight: float,
+        *,
         arm: str | None,
+        epsilon: float,
     ) -> Decision:
+        """The router's choice, or with probability `epsilon` a draw from the exploration distribution."""
         routing = self.routing
-        epsilon = routing.epsilon
         greedy = candidates.index(routed.model)
         chosen, by, propensity = greedy, BY_ROUTER, 1.0
         if epsilon > 0:
